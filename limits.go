@@ -1,0 +1,522 @@
+package dockerrun
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Option configures a [Runner]. Options are checked together by [New], which
+// names every invalid one.
+type Option func(*config)
+
+// Defaults. They are the secure settings a reviewer would sign; each one has
+// an option to change it.
+const (
+	DefaultHostname         = "dockerrun"
+	DefaultUser             = "1000:1000"
+	DefaultMemory           = 512 << 20 // bytes
+	DefaultNofile           = 1024
+	DefaultPidsLimit        = 128
+	DefaultNanoCPUs         = 1_000_000_000 // one CPU
+	DefaultTmpDirPath       = "/tmp"
+	DefaultTmpDirOptions    = "rw,noexec,nosuid,size=64m"
+	DefaultWorkDirPath      = "/home/glot"
+	DefaultWorkDirOptions   = "rw,exec,nosuid,size=64m,uid=1000,gid=1000"
+	DefaultMaxExecutionTime = 10 * time.Second
+	DefaultMaxOutputSize    = 1 << 20 // bytes
+	DefaultMaxConcurrent    = 8
+	DefaultDockerTimeout    = 30 * time.Second
+	DefaultWarmMaxAge       = 5 * time.Minute
+	DefaultOwner            = "docker-run"
+)
+
+// Limits of the protocol itself, whatever the options say.
+const (
+	// MaxPayloadSize is the largest payload, in bytes, that Run accepts.
+	MaxPayloadSize = 16 << 20
+	// maxAgentStderr is how much of the agent's stderr an error message
+	// carries, in bytes.
+	maxAgentStderr = 4 << 10
+)
+
+// Environment variables set in every container, so that an agent can apply
+// the limits itself and return partial output before the runner's hard limits
+// kill it.
+const (
+	// EnvMaxOutputSize holds the output limit in bytes.
+	EnvMaxOutputSize = "DOCKERRUN_MAX_OUTPUT_SIZE"
+	// EnvMaxExecutionTime holds the execution time limit in milliseconds.
+	EnvMaxExecutionTime = "DOCKERRUN_MAX_EXECUTION_TIME_MS"
+)
+
+// Labels on every container a Runner creates.
+const (
+	// LabelOwner names the service that owns the container (see [WithOwner]).
+	LabelOwner = "dockerrun.owner"
+	// LabelInstance identifies the Runner that created the container.
+	LabelInstance = "dockerrun.instance"
+	// LabelWarm is "true" on containers created for the warm pool.
+	LabelWarm = "dockerrun.warm"
+)
+
+// Ulimit is a soft and hard resource limit.
+type Ulimit struct {
+	Soft, Hard int64
+}
+
+// Tmpfs is a tmpfs mount: where, and its mount options (for example
+// "rw,exec,nosuid,size=64m").
+type Tmpfs struct {
+	Path, Options string
+}
+
+type config struct {
+	hostname        string
+	user            string
+	memory          int64
+	memorySwap      int64
+	nanoCPUs        int64
+	pidsLimit       int64
+	networkDisabled bool
+	nofile          *Ulimit
+	nproc           *Ulimit
+	capAdd          []string
+	capDrop         []string
+	noNewPrivileges bool
+	readonlyRootfs  bool
+	tmpDir          *Tmpfs
+	workDir         *Tmpfs
+	runtime         string
+	env             []string
+
+	maxExecutionTime time.Duration
+	maxOutputSize    int64
+	maxConcurrent    int64
+
+	docker        DockerAPI
+	dockerHost    string
+	dockerTimeout time.Duration
+
+	allowedImages []string
+	warmPool      map[string]int
+	warmMaxAge    time.Duration
+
+	owner         string
+	instance      string
+	keepContainer bool
+	logger        *slog.Logger
+
+	problems []string
+}
+
+func defaultConfig() *config {
+	return &config{
+		hostname:         DefaultHostname,
+		user:             DefaultUser,
+		memory:           DefaultMemory,
+		nanoCPUs:         DefaultNanoCPUs,
+		pidsLimit:        DefaultPidsLimit,
+		networkDisabled:  true,
+		nofile:           &Ulimit{Soft: DefaultNofile, Hard: DefaultNofile},
+		capDrop:          []string{"ALL"},
+		noNewPrivileges:  true,
+		readonlyRootfs:   true,
+		tmpDir:           &Tmpfs{Path: DefaultTmpDirPath, Options: DefaultTmpDirOptions},
+		workDir:          &Tmpfs{Path: DefaultWorkDirPath, Options: DefaultWorkDirOptions},
+		maxExecutionTime: DefaultMaxExecutionTime,
+		maxOutputSize:    DefaultMaxOutputSize,
+		maxConcurrent:    DefaultMaxConcurrent,
+		dockerTimeout:    DefaultDockerTimeout,
+		warmMaxAge:       DefaultWarmMaxAge,
+		owner:            DefaultOwner,
+		logger:           slog.New(slog.DiscardHandler),
+	}
+}
+
+// WithHostname sets the hostname inside the container. Default:
+// [DefaultHostname].
+func WithHostname(name string) Option {
+	return func(c *config) { c.hostname = name }
+}
+
+// WithUser sets the user (name or uid[:gid]) that the container's command
+// runs as. An empty user runs as the image's user, which is often root.
+// Default: [DefaultUser], uid 1000 as in glot's images.
+func WithUser(user string) Option {
+	return func(c *config) { c.user = user }
+}
+
+// WithMemory sets the container's memory limit in bytes; swap is limited to
+// the same amount, so the container cannot swap. Zero means no limit.
+// Default: [DefaultMemory] (512 MiB).
+func WithMemory(bytes int64) Option {
+	return func(c *config) {
+		if bytes < 0 || (bytes > 0 && bytes < 6<<20) {
+			c.problem("memory: %d bytes: want 0 (no limit) or at least 6 MiB, Docker's minimum", bytes)
+		}
+		c.memory = bytes
+	}
+}
+
+// WithCPUs limits the container to the given number of CPUs (for example 0.5
+// or 2). Zero means no limit. Default: 1.
+func WithCPUs(cpus float64) Option {
+	return func(c *config) {
+		if cpus < 0 || cpus > 1024 {
+			c.problem("cpus: %g: want 0 (no limit) or a positive number", cpus)
+		}
+		c.nanoCPUs = int64(cpus * 1e9)
+	}
+}
+
+// WithPidsLimit limits how many processes and threads can exist in the
+// container at once, the real defence against fork bombs. Zero means no
+// limit. Default: [DefaultPidsLimit].
+func WithPidsLimit(n int64) Option {
+	return func(c *config) {
+		if n < 0 {
+			c.problem("pids limit: %d: want 0 (no limit) or a positive number", n)
+		}
+		c.pidsLimit = n
+	}
+}
+
+// WithNetworkDisabled disables networking in the container (network mode
+// "none": only a loopback interface). Default: true.
+func WithNetworkDisabled(disabled bool) Option {
+	return func(c *config) { c.networkDisabled = disabled }
+}
+
+// WithNofile sets the open-files ulimit. Default: [DefaultNofile] for both.
+func WithNofile(soft, hard int64) Option {
+	return func(c *config) {
+		c.checkUlimit("nofile", soft, hard)
+		c.nofile = &Ulimit{Soft: soft, Hard: hard}
+	}
+}
+
+// WithNproc sets the processes ulimit. It counts every process of the
+// container's uid on the host, so parallel runs as the same uid share it;
+// [WithPidsLimit] is the per-container limit. Default: not set.
+func WithNproc(soft, hard int64) Option {
+	return func(c *config) {
+		c.checkUlimit("nproc", soft, hard)
+		c.nproc = &Ulimit{Soft: soft, Hard: hard}
+	}
+}
+
+var capability = regexp.MustCompile(`^(?i:ALL|(CAP_)?[A-Z_]+)$`)
+
+// WithCapAdd adds Linux capabilities (for example "NET_BIND_SERVICE").
+// Default: none.
+func WithCapAdd(caps ...string) Option {
+	return func(c *config) {
+		c.checkCaps("cap add", caps)
+		c.capAdd = caps
+	}
+}
+
+// WithCapDrop drops Linux capabilities; "ALL" drops every one. Default:
+// ["ALL"].
+func WithCapDrop(caps ...string) Option {
+	return func(c *config) {
+		c.checkCaps("cap drop", caps)
+		c.capDrop = caps
+	}
+}
+
+// WithNoNewPrivileges sets the no-new-privileges security option, so setuid
+// binaries cannot raise privileges. Default: true.
+func WithNoNewPrivileges(on bool) Option {
+	return func(c *config) { c.noNewPrivileges = on }
+}
+
+// WithReadonlyRootfs mounts the container's root filesystem read-only.
+// Default: true.
+func WithReadonlyRootfs(readonly bool) Option {
+	return func(c *config) { c.readonlyRootfs = readonly }
+}
+
+// WithTmpDir mounts a tmpfs at path with the given mount options; an empty
+// path mounts none. Default: [DefaultTmpDirPath] with
+// [DefaultTmpDirOptions].
+func WithTmpDir(path, options string) Option {
+	return func(c *config) { c.tmpDir = c.tmpfs("tmp dir", path, options) }
+}
+
+// WithWorkDir mounts a tmpfs at path, the agent's work directory, with the
+// given mount options; an empty path mounts none. Default:
+// [DefaultWorkDirPath] with [DefaultWorkDirOptions].
+func WithWorkDir(path, options string) Option {
+	return func(c *config) { c.workDir = c.tmpfs("work dir", path, options) }
+}
+
+// WithRuntime selects the OCI runtime registered with the daemon, for
+// example "runsc" for gVisor. Default: "" (the daemon's default, runc).
+func WithRuntime(name string) Option {
+	return func(c *config) { c.runtime = name }
+}
+
+// WithEnv adds environment variables ("KEY=value") to every container.
+// Default: none besides [EnvMaxOutputSize] and [EnvMaxExecutionTime].
+func WithEnv(env ...string) Option {
+	return func(c *config) {
+		for _, e := range env {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				c.problem("env: %q: want KEY=value", e)
+			}
+		}
+		c.env = env
+	}
+}
+
+// WithMaxExecutionTime sets the wall-clock limit of a run, from writing the
+// payload to reading the answer; at the limit the container is killed.
+// Default: [DefaultMaxExecutionTime].
+func WithMaxExecutionTime(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.problem("max execution time: %v: want a positive duration", d)
+		}
+		c.maxExecutionTime = d
+	}
+}
+
+// WithMaxOutputSize caps the bytes read from a container (stdout and stderr
+// together); past it the container is killed and reading stops, so memory
+// stays bounded. Default: [DefaultMaxOutputSize] (1 MiB).
+func WithMaxOutputSize(bytes int64) Option {
+	return func(c *config) {
+		if bytes < 64 || bytes > 1<<30 {
+			c.problem("max output size: %d bytes: want 64 bytes to 1 GiB", bytes)
+		}
+		c.maxOutputSize = bytes
+	}
+}
+
+// WithMaxConcurrentRuns sets how many containers may exist at once, warm
+// pool containers included; further runs wait for a place. Default:
+// [DefaultMaxConcurrent].
+func WithMaxConcurrentRuns(n int64) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.problem("max concurrent runs: %d: want at least 1", n)
+		}
+		c.maxConcurrent = n
+	}
+}
+
+// WithDockerClient makes the Runner use the given Docker API client, for
+// example a *client.Client from github.com/docker/docker/client. The caller
+// keeps ownership: [Runner.Close] does not close it. Default: a client
+// configured from the environment (DOCKER_HOST, DOCKER_TLS_VERIFY,
+// DOCKER_CERT_PATH, DOCKER_API_VERSION) with API version negotiation.
+func WithDockerClient(c DockerAPI) Option {
+	return func(cfg *config) {
+		if c == nil {
+			cfg.problem("docker client: nil")
+		}
+		cfg.docker = c
+	}
+}
+
+// WithDockerHost makes the Runner talk to the daemon at host, for example
+// "unix:///var/run/docker.sock" or "tcp://10.0.0.1:2376". Default: the
+// DOCKER_HOST environment variable, or the local socket.
+func WithDockerHost(host string) Option {
+	return func(c *config) {
+		if !strings.Contains(host, "://") {
+			c.problem("docker host: %q: want a URL such as unix:///var/run/docker.sock", host)
+		}
+		c.dockerHost = host
+	}
+}
+
+// WithDockerTimeout bounds every call to the daemon other than the attached
+// stream (create, start, kill, remove, inspect, ping). Default:
+// [DefaultDockerTimeout].
+func WithDockerTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.problem("docker timeout: %v: want a positive duration", d)
+		}
+		c.dockerTimeout = d
+	}
+}
+
+// WithAllowedImages restricts the images that Run accepts to the given
+// references (matched exactly; "python" means "python:latest"). Default:
+// any image present on the daemon. The daemon never pulls an image for a
+// run either way.
+func WithAllowedImages(images ...string) Option {
+	return func(c *config) {
+		for _, img := range images {
+			if err := checkImageName(img); err != nil {
+				c.problem("allowed images: %v", err)
+			}
+		}
+		c.allowedImages = images
+	}
+}
+
+// WithWarmPool keeps, for each image, the given number of containers
+// created, attached and started ahead of time, each used for exactly one
+// run. Default: none.
+func WithWarmPool(sizes map[string]int) Option {
+	return func(c *config) {
+		for img, n := range sizes {
+			if err := checkImageName(img); err != nil {
+				c.problem("warm pool: %v", err)
+			}
+			if n < 0 {
+				c.problem("warm pool: %s=%d: want a size of 0 or more", img, n)
+			}
+		}
+		c.warmPool = sizes
+	}
+}
+
+// WithWarmMaxAge sets how long a warm container may wait unused before it is
+// replaced by a fresh one. Default: [DefaultWarmMaxAge].
+func WithWarmMaxAge(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.problem("warm max age: %v: want a positive duration", d)
+		}
+		c.warmMaxAge = d
+	}
+}
+
+var labelValue = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// WithOwner sets the owner label of the Runner's containers. [Runner.Reap]
+// removes containers of the same owner left by other instances, so servers
+// sharing a daemon must use different owners. Default: [DefaultOwner].
+func WithOwner(owner string) Option {
+	return func(c *config) {
+		if !labelValue.MatchString(owner) {
+			c.problem("owner: %q: want 1 to 63 letters, digits, '.', '_' or '-'", owner)
+		}
+		c.owner = owner
+	}
+}
+
+// WithKeepContainer leaves containers in place after their run (they are
+// still killed), for debugging. Default: false.
+func WithKeepContainer(keep bool) Option {
+	return func(c *config) { c.keepContainer = keep }
+}
+
+// WithLogger sets the logger. Payloads are never logged. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.problem("logger: nil")
+		}
+		c.logger = l
+	}
+}
+
+func (c *config) problem(format string, args ...any) {
+	c.problems = append(c.problems, fmt.Sprintf(format, args...))
+}
+
+func (c *config) checkUlimit(name string, soft, hard int64) {
+	if soft < 0 || hard < 0 || soft > hard {
+		c.problem("%s ulimit: soft %d, hard %d: want 0 <= soft <= hard", name, soft, hard)
+	}
+}
+
+func (c *config) checkCaps(name string, caps []string) {
+	for _, cp := range caps {
+		if !capability.MatchString(cp) {
+			c.problem("%s: %q: want a capability name such as NET_ADMIN or ALL", name, cp)
+		}
+	}
+}
+
+func (c *config) tmpfs(name, path, options string) *Tmpfs {
+	if path == "" {
+		return nil
+	}
+	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, ": ,") {
+		c.problem("%s: path %q: want an absolute path without ':', ',' or spaces", name, path)
+	}
+	return &Tmpfs{Path: path, Options: options}
+}
+
+// validate reports every problem recorded while applying options, and those
+// that only show in combination.
+func (c *config) validate() error {
+	if c.tmpDir != nil && c.workDir != nil && c.tmpDir.Path == c.workDir.Path {
+		c.problem("tmp dir and work dir: both at %s: want different paths", c.tmpDir.Path)
+	}
+	if len(c.allowedImages) > 0 {
+		for img := range c.warmPool {
+			if !c.imageAllowed(img) {
+				c.problem("warm pool: %s is not an allowed image", img)
+			}
+		}
+	}
+	warm := 0
+	for _, n := range c.warmPool {
+		warm += n
+	}
+	if warm > 0 && int64(warm) >= c.maxConcurrent {
+		c.problem("warm pool: %d containers: want fewer than max concurrent runs (%d), so that cold runs get a place", warm, c.maxConcurrent)
+	}
+	if c.docker != nil && c.dockerHost != "" {
+		c.problem("docker host and docker client: both given: want one")
+	}
+	if len(c.problems) == 0 {
+		return nil
+	}
+	return &Error{Code: CodeInvalidConfig, Message: strings.Join(c.problems, "; ")}
+}
+
+var imageRef = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
+
+// checkImageName accepts local image references ("name", "org/name:tag",
+// "name@sha256:..."); it refuses anything with a registry host, so that a
+// run can never name an image to be fetched from elsewhere.
+func checkImageName(image string) error {
+	if image == "" {
+		return errors.New("image name is empty")
+	}
+	if len(image) > 255 || !imageRef.MatchString(image) {
+		return fmt.Errorf("image %q: want a local image reference such as dockerrun/python:latest", image)
+	}
+	if first, _, ok := strings.Cut(image, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return fmt.Errorf("image %q: names a registry host %q: only local images can run", image, first)
+	}
+	return nil
+}
+
+// normalizeImage adds the implied ":latest" tag.
+func normalizeImage(image string) string {
+	if strings.Contains(image, "@") {
+		return image
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	if !strings.Contains(last, ":") {
+		return image + ":latest"
+	}
+	return image
+}
+
+func (c *config) imageAllowed(image string) bool {
+	if len(c.allowedImages) == 0 {
+		return true
+	}
+	n := normalizeImage(image)
+	for _, a := range c.allowedImages {
+		if normalizeImage(a) == n {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,568 @@
+package dockerrun
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/semaphore"
+)
+
+// DockerAPI is the part of the Docker Engine API client that a [Runner]
+// uses. *client.Client from github.com/docker/docker/client implements it.
+type DockerAPI interface {
+	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error)
+	ContainerAttach(ctx context.Context, id string, options container.AttachOptions) (types.HijackedResponse, error)
+	ContainerStart(ctx context.Context, id string, options container.StartOptions) error
+	ContainerKill(ctx context.Context, id, signal string) error
+	ContainerRemove(ctx context.Context, id string, options container.RemoveOptions) error
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	Ping(ctx context.Context) (types.Ping, error)
+	ServerVersion(ctx context.Context) (types.Version, error)
+}
+
+// Runner runs payloads in transient containers. It is safe for concurrent
+// use. Create it with [New]; call [Runner.Close] when done, which removes
+// every container it still has.
+type Runner struct {
+	cfg       *config
+	docker    DockerAPI
+	ownClient *client.Client // closed by Close; nil when the caller gave one
+	log       *slog.Logger
+	sem       *semaphore.Weighted
+
+	host   container.HostConfig // the same for every container
+	specMu sync.Mutex
+	specs  map[string]*container.Config // per image, prepared once
+
+	live    sync.Map // container ID -> struct{}: containers this Runner still owns
+	pool    *pool
+	removes sync.WaitGroup // background removals in flight
+	removeQ chan struct{}  // bounds removals in parallel
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close
+}
+
+// How many containers are removed at once in the background.
+const parallelRemovals = 4
+
+// New returns a Runner configured by opts. It validates every option and
+// reports all the invalid ones in one [*Error] with code
+// [CodeInvalidConfig]. New does no I/O: use [Runner.Ping] to check that the
+// daemon answers.
+func New(opts ...Option) (*Runner, error) {
+	cfg := defaultConfig()
+	for _, opt := range opts {
+		opt(cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.instance == "" {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("instance id: %w", err)
+		}
+		cfg.instance = hex.EncodeToString(b[:])
+	}
+	r := &Runner{
+		cfg:     cfg,
+		docker:  cfg.docker,
+		log:     cfg.logger.With("instance", cfg.instance),
+		sem:     semaphore.NewWeighted(cfg.maxConcurrent),
+		host:    hostConfig(cfg),
+		specs:   make(map[string]*container.Config),
+		removeQ: make(chan struct{}, parallelRemovals),
+		done:    make(chan struct{}),
+	}
+	if r.docker == nil {
+		copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+		if cfg.dockerHost != "" {
+			copts = append(copts, client.WithHost(cfg.dockerHost))
+		}
+		c, err := client.NewClientWithOpts(copts...)
+		if err != nil {
+			return nil, errorf(CodeInvalidConfig, err, "docker client: check DOCKER_HOST and the TLS variables")
+		}
+		r.docker, r.ownClient = c, c
+	}
+	if len(cfg.warmPool) > 0 {
+		r.pool = newPool(r, cfg.warmPool)
+	}
+	return r, nil
+}
+
+// Instance returns the identifier of this Runner, the value of the
+// [LabelInstance] label on its containers.
+func (r *Runner) Instance() string { return r.cfg.instance }
+
+// MaxExecutionTime returns the configured execution time limit.
+func (r *Runner) MaxExecutionTime() time.Duration { return r.cfg.maxExecutionTime }
+
+// Ping checks that the Docker daemon answers.
+func (r *Runner) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
+	defer cancel()
+	if _, err := r.docker.Ping(ctx); err != nil {
+		return errorf(CodeDockerUnixSocket, err, "the Docker daemon does not answer: check that it runs and that DOCKER_HOST or the socket path is right")
+	}
+	return nil
+}
+
+// Version returns the daemon's answer to GET /version.
+func (r *Runner) Version(ctx context.Context) (types.Version, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
+	defer cancel()
+	v, err := r.docker.ServerVersion(ctx)
+	if err != nil {
+		return v, errorf(CodeDockerUnixSocket, err, "docker version")
+	}
+	return v, nil
+}
+
+// Run runs payload in a fresh container of image and returns the
+// container's answer. payload is marshalled with encoding/json;
+// json.RawMessage and []byte are sent as they are, after checking that they
+// hold one JSON object.
+//
+// Run waits for a place when [WithMaxConcurrentRuns] containers already
+// exist, as long as ctx allows. The execution time limit starts when the
+// payload is written. Cancelling ctx kills the container. The container is
+// removed whatever happens, after Run returns (the removal still counts
+// against the concurrency limit). Every error is an [*Error].
+func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, error) {
+	if r.closed.Load() {
+		return nil, errorf(CodeClosed, nil, "the runner is closed")
+	}
+	if err := checkImageName(image); err != nil {
+		return nil, errorf(CodeImageNotAllowed, err, "invalid image")
+	}
+	if !r.cfg.imageAllowed(image) {
+		return nil, errorf(CodeImageNotAllowed, nil, "image %q is not on the allow-list", image)
+	}
+	body, err := encodePayload(payload)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := r.sem.Acquire(ctx, 1); err != nil {
+		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled while waiting for a free place")
+	}
+	// From here on the place belongs to c and is released by dispose.
+	c := r.pool.take(image)
+	if c == nil {
+		c, err = r.prepare(ctx, image, false)
+		if err != nil {
+			r.sem.Release(1)
+			return nil, err
+		}
+	}
+	res, err := r.exec(ctx, c, body)
+	r.dispose(c)
+	if err != nil {
+		r.log.Info("run failed", "image", image, "container", short(c.id), "warm", c.warm, "code", ErrorCode(err), "error", err)
+		return nil, err
+	}
+	r.log.Debug("run done", "image", image, "container", short(c.id), "warm", c.warm, "duration", res.Duration)
+	return res, nil
+}
+
+// encodePayload returns payload as one JSON object.
+func encodePayload(payload any) ([]byte, error) {
+	var body []byte
+	switch p := payload.(type) {
+	case json.RawMessage:
+		body = p
+	case []byte:
+		body = p
+	default:
+		var err error
+		if body, err = json.Marshal(payload); err != nil {
+			return nil, errorf(CodePayloadSerialize, err, "payload cannot be encoded as JSON")
+		}
+	}
+	if len(body) > MaxPayloadSize {
+		return nil, errorf(CodePayloadSerialize, nil, "payload is %d bytes: at most %d are accepted", len(body), MaxPayloadSize)
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(body) {
+		return nil, errorf(CodePayloadSerialize, nil, "payload must be one JSON object")
+	}
+	return body, nil
+}
+
+// box is one container, created, attached and started, waiting for its
+// payload on stdin.
+type box struct {
+	id      string
+	image   string
+	warm    bool
+	created time.Time
+	stream  types.HijackedResponse
+}
+
+// prepare creates, attaches and starts a container of image. On error the
+// container, if created, is removed and the error is an *Error.
+func (r *Runner) prepare(ctx context.Context, image string, warm bool) (*box, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
+	defer cancel()
+
+	// The Docker client edits the configurations it is given: pass copies.
+	spec, host := *r.spec(image, warm), r.host
+	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
+	resp, err := r.docker.ContainerCreate(ctx, &spec, &host, nil, nil, "")
+	if err != nil {
+		return nil, r.dockerError(ctx, CodeContainerCreate, err, "create container from image %q (is the image on the daemon? it is never pulled)", image)
+	}
+	c := &box{id: resp.ID, image: image, warm: warm, created: time.Now()}
+	r.live.Store(c.id, struct{}{})
+
+	// Attach before start, so that no output is lost.
+	c.stream, err = r.docker.ContainerAttach(ctx, c.id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		r.remove(c)
+		return nil, r.dockerError(ctx, CodeContainerAttach, err, "attach to container %s", short(c.id))
+	}
+	if err := r.docker.ContainerStart(ctx, c.id, container.StartOptions{}); err != nil {
+		c.stream.Close()
+		r.remove(c)
+		return nil, r.dockerError(ctx, CodeContainerStart, err, "start container %s", short(c.id))
+	}
+	return c, nil
+}
+
+// dockerError classifies an error of a Docker call: an unreachable daemon
+// and a cancelled caller have their own codes; anything else gets code.
+func (r *Runner) dockerError(ctx context.Context, code Code, err error, format string, args ...any) error {
+	switch {
+	case client.IsErrConnectionFailed(err) || isConnError(err):
+		return errorf(CodeDockerUnixSocket, err, "the Docker daemon does not answer")
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
+		return errorf(CodeCanceled, context.Cause(ctx), "canceled")
+	case ctx.Err() != nil:
+		return errorf(CodeDockerUnixSocket, err, "the Docker daemon did not answer within %v", r.cfg.dockerTimeout)
+	}
+	return errorf(code, err, format, args...)
+}
+
+func isConnError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+// errDeadline is the cause of a run's context when its execution time limit
+// passes, as opposed to the caller cancelling it.
+var errDeadline = errors.New("execution time limit reached")
+
+// exec writes body to the container's stdin and reads its answer.
+func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.maxExecutionTime, errDeadline)
+	defer cancel()
+	// At the deadline, or when the caller gives up, kill the container and
+	// close the stream so that reads and writes return at once.
+	stop := context.AfterFunc(ctx, func() {
+		c.stream.Close()
+		r.kill(c)
+	})
+	defer stop()
+
+	start := time.Now()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.stream.Conn.Write(body)
+		if err == nil {
+			err = c.stream.CloseWrite()
+		}
+		wrote <- err
+	}()
+
+	d := newDemux(c.stream.Reader, r.cfg.maxOutputSize)
+	done, err := d.run()
+	elapsed := time.Since(start)
+
+	if done {
+		if len(d.stderr) > 0 {
+			return nil, errorf(CodeAgentStderr, nil, "the image's agent wrote to stderr: %s", excerpt(d.stderr, maxAgentStderr))
+		}
+		res, err := decodeResult(d.result())
+		if err != nil {
+			return nil, errorf(CodeStdoutDecode, err, "the container's answer is not a valid result object")
+		}
+		res.Duration, res.Warm = elapsed, c.warm
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		if errors.Is(context.Cause(ctx), errDeadline) {
+			return nil, errorf(CodeExecutionTime, nil, "the run took longer than %v and was killed", r.cfg.maxExecutionTime)
+		}
+		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled during the run; the container was killed")
+	}
+	switch {
+	case errors.Is(err, errOutputLimit):
+		r.kill(c)
+		return nil, errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", r.cfg.maxOutputSize)
+	case errors.Is(err, errBadFrame):
+		return nil, errorf(CodeStreamRead, err, "read container output")
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, errorf(CodeStreamRead, err, "read container output")
+	}
+
+	// The stream ended without an answer: find out why.
+	state := r.exitState(c)
+	switch {
+	case state != nil && state.OOMKilled:
+		return nil, errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", r.cfg.memory)
+	case len(d.system) > 0:
+		return nil, errorf(CodeStreamRead, nil, "the daemon reported: %s", excerpt(d.system, maxAgentStderr))
+	case len(d.stderr) > 0:
+		return nil, errorf(CodeAgentStderr, nil, "the image's agent wrote to stderr: %s", excerpt(d.stderr, maxAgentStderr))
+	}
+	if werr := <-wrote; werr != nil {
+		return nil, errorf(CodeStdin, werr, "write payload to the container's stdin")
+	}
+	exit := ""
+	if state != nil {
+		exit = fmt.Sprintf(" (exit code %d)", state.ExitCode)
+	}
+	if len(d.stdout) == 0 {
+		return nil, errorf(CodeStdoutDecode, nil, "the container exited without writing an answer%s: is its command an agent that speaks the protocol?", exit)
+	}
+	return nil, errorf(CodeStdoutDecode, nil, "the container's stdout is not one JSON object%s: %s", exit, excerpt(d.stdout, maxAgentStderr))
+}
+
+// exitState waits briefly for the container to stop and returns its state,
+// or nil if the daemon does not say.
+func (r *Runner) exitState(c *box) *container.State {
+	ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.dockerTimeout, 2*time.Second))
+	defer cancel()
+	for {
+		info, err := r.docker.ContainerInspect(ctx, c.id)
+		if err != nil || info.State == nil {
+			return nil
+		}
+		if !info.State.Running || ctx.Err() != nil {
+			return info.State
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// kill sends SIGKILL to the container; untrusted code gets no graceful stop.
+func (r *Runner) kill(c *box) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.dockerTimeout)
+	defer cancel()
+	err := r.docker.ContainerKill(ctx, c.id, "KILL")
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		r.log.Warn("kill container", "container", short(c.id), "error", err)
+	}
+}
+
+// dispose closes the container's stream and removes it in the background,
+// then frees its place.
+func (r *Runner) dispose(c *box) {
+	c.stream.Close()
+	r.removes.Add(1)
+	go func() {
+		defer r.removes.Done()
+		r.removeQ <- struct{}{}
+		if r.cfg.keepContainer {
+			r.kill(c)
+			r.live.Delete(c.id)
+			r.log.Info("kept container", "container", c.id)
+		} else {
+			r.remove(c)
+		}
+		<-r.removeQ
+		r.sem.Release(1)
+	}()
+}
+
+// remove force-removes the container. If the daemon cannot be reached, the
+// container stays listed as live, and [Runner.Reap] removes it later.
+func (r *Runner) remove(c *box) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.dockerTimeout)
+	defer cancel()
+	err := r.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !errdefs.IsNotFound(err) {
+		r.log.Warn("remove container", "container", short(c.id), "error", err)
+		if !errdefs.IsConflict(err) { // a conflict means removal is already under way
+			return
+		}
+	}
+	r.live.Delete(c.id)
+}
+
+// Reap removes containers that carry this Runner's owner label but that no
+// Runner is using: those of other instances (a server that died), and this
+// instance's own containers that it no longer tracks (a removal that failed
+// while the daemon was away). It returns how many it removed.
+func (r *Runner) Reap(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
+	defer cancel()
+	list, err := r.docker.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", LabelOwner+"="+r.cfg.owner)),
+	})
+	if err != nil {
+		return 0, r.dockerError(ctx, CodeDockerUnixSocket, err, "list containers")
+	}
+	n := 0
+	var errs []error
+	for _, s := range list {
+		if s.Labels[LabelInstance] == r.cfg.instance {
+			if _, ok := r.live.Load(s.ID); ok {
+				continue
+			}
+		}
+		err := r.docker.ContainerRemove(ctx, s.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		switch {
+		case err == nil:
+			n++
+			r.live.Delete(s.ID)
+			r.log.Info("reaped container", "container", short(s.ID), "owner_instance", s.Labels[LabelInstance])
+		case errdefs.IsNotFound(err) || errdefs.IsConflict(err):
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return n, errorf(CodeDockerUnixSocket, errors.Join(errs...), "remove leftover containers")
+	}
+	return n, nil
+}
+
+// Close stops the warm pool, waits for runs' containers to be removed and
+// removes the pool's containers. Runs after Close fail with [ErrClosed].
+// Close waits for removals as long as ctx allows.
+func (r *Runner) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		close(r.done)
+	})
+	r.pool.close()
+	waited := make(chan struct{})
+	go func() {
+		r.pool.wait()
+		r.removes.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return fmt.Errorf("close runner: containers still being removed: %w", context.Cause(ctx))
+	}
+	if r.ownClient != nil {
+		return r.ownClient.Close()
+	}
+	return nil
+}
+
+// spec returns the container configuration for image, prepared once.
+func (r *Runner) spec(image string, warm bool) *container.Config {
+	key := image + "\x00" + strconv.FormatBool(warm)
+	r.specMu.Lock()
+	defer r.specMu.Unlock()
+	if s, ok := r.specs[key]; ok {
+		return s
+	}
+	cfg := r.cfg
+	env := append([]string{
+		EnvMaxOutputSize + "=" + strconv.FormatInt(cfg.maxOutputSize, 10),
+		EnvMaxExecutionTime + "=" + strconv.FormatInt(cfg.maxExecutionTime.Milliseconds(), 10),
+	}, cfg.env...)
+	s := &container.Config{
+		Image:           image,
+		Hostname:        cfg.hostname,
+		User:            cfg.user,
+		Env:             env,
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		OpenStdin:       true,
+		StdinOnce:       true,
+		NetworkDisabled: cfg.networkDisabled,
+		Healthcheck:     &container.HealthConfig{Test: []string{"NONE"}},
+		Labels: map[string]string{
+			LabelOwner:    cfg.owner,
+			LabelInstance: cfg.instance,
+			LabelWarm:     strconv.FormatBool(warm),
+		},
+	}
+	r.specs[key] = s
+	return s
+}
+
+// hostConfig is the part of the container configuration that is the same
+// for every image.
+func hostConfig(cfg *config) container.HostConfig {
+	h := container.HostConfig{
+		LogConfig:      container.LogConfig{Type: "none"},
+		IpcMode:        "private",
+		CapAdd:         cfg.capAdd,
+		CapDrop:        cfg.capDrop,
+		ReadonlyRootfs: cfg.readonlyRootfs,
+		Runtime:        cfg.runtime,
+		Tmpfs:          map[string]string{},
+	}
+	if cfg.networkDisabled {
+		h.NetworkMode = "none"
+	}
+	if cfg.noNewPrivileges {
+		h.SecurityOpt = []string{"no-new-privileges"}
+	}
+	for _, t := range []*Tmpfs{cfg.tmpDir, cfg.workDir} {
+		if t != nil {
+			h.Tmpfs[t.Path] = t.Options
+		}
+	}
+	h.Memory = cfg.memory
+	if cfg.memory > 0 {
+		h.MemorySwap = cfg.memory // no swap
+	}
+	h.NanoCPUs = cfg.nanoCPUs
+	if cfg.pidsLimit > 0 {
+		pids := cfg.pidsLimit
+		h.PidsLimit = &pids
+	}
+	h.Ulimits = []*container.Ulimit{{Name: "core", Soft: 0, Hard: 0}}
+	if u := cfg.nofile; u != nil {
+		h.Ulimits = append(h.Ulimits, &container.Ulimit{Name: "nofile", Soft: u.Soft, Hard: u.Hard})
+	}
+	if u := cfg.nproc; u != nil {
+		h.Ulimits = append(h.Ulimits, &container.Ulimit{Name: "nproc", Soft: u.Soft, Hard: u.Hard})
+	}
+	return h
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

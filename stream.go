@@ -1,0 +1,245 @@
+package dockerrun
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Docker's multiplexed attach stream is a sequence of frames, each an 8-byte
+// header followed by a payload:
+//
+//	[stream, 0, 0, 0, size (uint32, big endian)] payload...
+//
+// where stream is 0 (stdin), 1 (stdout), 2 (stderr) or 3 (an error from the
+// daemon itself).
+const frameHeaderSize = 8
+
+const (
+	streamStdin  = 0
+	streamStdout = 1
+	streamStderr = 2
+	streamSystem = 3
+)
+
+var (
+	// errOutputLimit: the container wrote more than the output limit.
+	errOutputLimit = errors.New("output limit exceeded")
+	// errBadFrame: a frame header that no daemon sends.
+	errBadFrame = errors.New("malformed stream frame header")
+)
+
+// demux reads Docker's multiplexed stream with hard caps: it never holds more
+// than limit bytes of payload, and it validates each frame header before
+// allocating anything for it. It stops as soon as stdout holds one complete
+// JSON object, so that the answer does not wait for the container to exit.
+type demux struct {
+	r     io.Reader
+	limit int64 // bytes of stdout and stderr together
+
+	stdout []byte
+	stderr []byte
+	system []byte
+	total  int64
+
+	scan   objectScanner
+	hdr    [frameHeaderSize]byte
+	resEnd int // end of the first complete object in stdout, 0 if none yet
+}
+
+func newDemux(r io.Reader, limit int64) *demux {
+	return &demux{r: r, limit: limit}
+}
+
+// run reads frames until stdout holds a complete JSON object (done is true),
+// the stream ends (io.EOF, done false), or an error: errOutputLimit,
+// errBadFrame, or the reader's error.
+func (d *demux) run() (done bool, err error) {
+	for {
+		if _, err := io.ReadFull(d.r, d.hdr[:]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return false, fmt.Errorf("%w: stream ended inside a frame header", errBadFrame)
+			}
+			return false, err
+		}
+		stream := d.hdr[0]
+		size := int64(binary.BigEndian.Uint32(d.hdr[4:]))
+		if stream > streamSystem || d.hdr[1] != 0 || d.hdr[2] != 0 || d.hdr[3] != 0 {
+			return false, fmt.Errorf("%w: % x", errBadFrame, d.hdr)
+		}
+		if d.total+size > d.limit {
+			// Keep what fits, for the error message, then stop.
+			d.readInto(stream, d.limit-d.total)
+			return false, errOutputLimit
+		}
+		if err := d.readInto(stream, size); err != nil {
+			return false, err
+		}
+		if stream == streamStdout && d.resEnd == 0 {
+			if end := d.scan.feed(d.stdout); end > 0 {
+				d.resEnd = end
+				return true, nil
+			}
+		}
+	}
+}
+
+// readInto appends n payload bytes of the given stream to its buffer. Stdin
+// frames (which a daemon does not send on attach) are counted and dropped.
+func (d *demux) readInto(stream byte, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	d.total += n
+	var dst *[]byte
+	switch stream {
+	case streamStdout:
+		dst = &d.stdout
+	case streamStderr:
+		dst = &d.stderr
+	case streamSystem:
+		dst = &d.system
+	default:
+		if _, err := io.CopyN(io.Discard, d.r, n); err != nil {
+			return truncatedFrame(err)
+		}
+		return nil
+	}
+	buf := *dst
+	if need := len(buf) + int(n); need > cap(buf) {
+		// Grow geometrically, but never past the output limit.
+		grown := make([]byte, len(buf), min(max(need, 2*cap(buf), 512), int(d.limit)))
+		copy(grown, buf)
+		buf = grown
+	}
+	got, err := io.ReadFull(d.r, buf[len(buf):len(buf)+int(n)])
+	*dst = buf[:len(buf)+got]
+	if err != nil {
+		return truncatedFrame(err)
+	}
+	return nil
+}
+
+func truncatedFrame(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: stream ended inside a frame", errBadFrame)
+	}
+	return err
+}
+
+// result is the first complete JSON object on stdout, or nil.
+func (d *demux) result() []byte {
+	if d.resEnd == 0 {
+		return nil
+	}
+	return bytes.TrimLeft(d.stdout[:d.resEnd], " \t\r\n")
+}
+
+// objectScanner finds the end of the first top-level JSON object in a
+// growing buffer, incrementally: each byte is looked at once. It checks only
+// the nesting of braces, brackets and strings; encoding/json validates the
+// object afterwards.
+type objectScanner struct {
+	pos     int  // bytes of the buffer already scanned
+	depth   int  // nesting depth
+	inStr   bool // inside a string
+	escaped bool // after a backslash inside a string
+	started bool // the object's '{' was seen
+	invalid bool // the first non-space byte was not '{'
+}
+
+// feed scans buf (which starts with the bytes already fed) and returns the
+// end offset of the first complete top-level object, or 0.
+func (s *objectScanner) feed(buf []byte) int {
+	if s.invalid {
+		return 0
+	}
+	for ; s.pos < len(buf); s.pos++ {
+		c := buf[s.pos]
+		switch {
+		case !s.started:
+			switch c {
+			case ' ', '\t', '\r', '\n':
+				continue
+			case '{':
+				s.started, s.depth = true, 1
+			default:
+				s.invalid = true
+				return 0
+			}
+		case s.inStr:
+			switch {
+			case s.escaped:
+				s.escaped = false
+			case c == '\\':
+				s.escaped = true
+			case c == '"':
+				s.inStr = false
+			}
+		case c == '"':
+			s.inStr = true
+		case c == '{' || c == '[':
+			s.depth++
+		case c == '}' || c == ']':
+			s.depth--
+			if s.depth == 0 {
+				s.pos++
+				return s.pos
+			}
+		}
+	}
+	return 0
+}
+
+// answer is the part of the agent's answer that the runner reads; the rest
+// passes through in Result.Raw.
+type answer struct {
+	Stdout *string `json:"stdout"`
+	Stderr *string `json:"stderr"`
+	Error  *string `json:"error"`
+}
+
+// decodeResult checks that raw is one JSON object with string fields stdout,
+// stderr and error, and returns it as a Result.
+func decodeResult(raw []byte) (*Result, error) {
+	var a answer
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("decode answer: %w", err)
+	}
+	var missing []string
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"stdout", a.Stdout}, {"stderr", a.Stderr}, {"error", a.Error}} {
+		if f.v == nil {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("answer has no %s field", strings.Join(missing, ", "))
+	}
+	return &Result{
+		Stdout: *a.Stdout,
+		Stderr: *a.Stderr,
+		Error:  *a.Error,
+		Raw:    json.RawMessage(bytes.Clone(raw)),
+	}, nil
+}
+
+// excerpt returns at most n bytes of b as valid UTF-8 text, marking a cut.
+func excerpt(b []byte, n int) string {
+	cut := len(b) > n
+	if cut {
+		b = b[:n] // a split sequence at the end becomes U+FFFD below
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if cut {
+		s += " [cut]"
+	}
+	return s
+}
