@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -90,6 +91,9 @@ const (
 	// CodeCanceled: the caller cancelled the run (for example an HTTP client
 	// went away); the container was killed.
 	CodeCanceled Code = "run.canceled"
+	// CodeBusy: every place was taken and the wait queue was full, or the
+	// run waited longer than the queue allows. Try again later.
+	CodeBusy Code = "runner.busy"
 	// CodeClosed: the runner was closed.
 	CodeClosed Code = "runner.closed"
 	// CodeInvalidConfig: an option given to [New] is invalid.
@@ -147,9 +151,30 @@ var (
 	ErrStdoutDecode     = &Error{Code: CodeStdoutDecode}
 	ErrImageNotAllowed  = &Error{Code: CodeImageNotAllowed}
 	ErrCanceled         = &Error{Code: CodeCanceled}
+	ErrBusy             = &Error{Code: CodeBusy}
 	ErrClosed           = &Error{Code: CodeClosed}
 	ErrInvalidConfig    = &Error{Code: CodeInvalidConfig}
 )
+
+// Version returns the version of this module in the running binary, or
+// "devel" when it was built from a work tree.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if bi.Main.Path == modulePath && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == modulePath {
+			return d.Version
+		}
+	}
+	return "devel"
+}
+
+const modulePath = "github.com/dockerrun/dockerrun"
 
 // ErrorCode returns the code of the first [*Error] in err's chain, or "" if
 // there is none.

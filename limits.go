@@ -29,6 +29,8 @@ const (
 	DefaultMaxExecutionTime = 10 * time.Second
 	DefaultMaxOutputSize    = 1 << 20 // bytes
 	DefaultMaxConcurrent    = 8
+	DefaultMaxQueue         = 64
+	DefaultQueueWait        = 30 * time.Second
 	DefaultDockerTimeout    = 30 * time.Second
 	DefaultWarmMaxAge       = 5 * time.Minute
 	DefaultOwner            = "docker-run"
@@ -96,6 +98,8 @@ type config struct {
 	maxExecutionTime time.Duration
 	maxOutputSize    int64
 	maxConcurrent    int64
+	maxQueue         int64
+	queueWait        time.Duration
 
 	docker        DockerAPI
 	dockerHost    string
@@ -130,6 +134,8 @@ func defaultConfig() *config {
 		maxExecutionTime: DefaultMaxExecutionTime,
 		maxOutputSize:    DefaultMaxOutputSize,
 		maxConcurrent:    DefaultMaxConcurrent,
+		maxQueue:         DefaultMaxQueue,
+		queueWait:        DefaultQueueWait,
 		dockerTimeout:    DefaultDockerTimeout,
 		warmMaxAge:       DefaultWarmMaxAge,
 		owner:            DefaultOwner,
@@ -307,6 +313,21 @@ func WithMaxConcurrentRuns(n int64) Option {
 			c.problem("max concurrent runs: %d: want at least 1", n)
 		}
 		c.maxConcurrent = n
+	}
+}
+
+// WithQueue bounds the runs that wait for a place: at most maxWaiting wait
+// at once, each for at most wait; past either, Run fails at once with
+// [ErrBusy]. Default: [DefaultMaxQueue] runs for [DefaultQueueWait].
+func WithQueue(maxWaiting int64, wait time.Duration) Option {
+	return func(c *config) {
+		if maxWaiting < 0 {
+			c.problem("queue: %d waiting: want 0 or more", maxWaiting)
+		}
+		if wait <= 0 {
+			c.problem("queue wait: %v: want a positive duration", wait)
+		}
+		c.maxQueue, c.queueWait = maxWaiting, wait
 	}
 }
 

@@ -51,6 +51,7 @@ type Runner struct {
 	ownClient *client.Client // closed by Close; nil when the caller gave one
 	log       *slog.Logger
 	sem       *semaphore.Weighted
+	waiting   atomic.Int64 // runs waiting for a place
 
 	host   container.HostConfig // the same for every container
 	specMu sync.Mutex
@@ -168,8 +169,8 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 		return nil, err
 	}
 
-	if err := r.sem.Acquire(ctx, 1); err != nil {
-		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled while waiting for a free place")
+	if err := r.acquire(ctx); err != nil {
+		return nil, err
 	}
 	// From here on the place belongs to c and is released by dispose.
 	c := r.pool.take(image)
@@ -188,6 +189,30 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 	}
 	r.log.Debug("run done", "image", image, "container", short(c.id), "warm", c.warm, "duration", res.Duration)
 	return res, nil
+}
+
+// errQueueWait is the cause of a wait for a place that took too long.
+var errQueueWait = errors.New("queue wait limit reached")
+
+// acquire takes a place, waiting in the bounded queue if there is none.
+func (r *Runner) acquire(ctx context.Context) error {
+	if r.sem.TryAcquire(1) {
+		return nil
+	}
+	if r.waiting.Add(1) > r.cfg.maxQueue {
+		r.waiting.Add(-1)
+		return errorf(CodeBusy, nil, "all %d places are taken and %d runs are already waiting: try again later", r.cfg.maxConcurrent, r.cfg.maxQueue)
+	}
+	defer r.waiting.Add(-1)
+	wctx, cancel := context.WithTimeoutCause(ctx, r.cfg.queueWait, errQueueWait)
+	defer cancel()
+	if err := r.sem.Acquire(wctx, 1); err != nil {
+		if errors.Is(context.Cause(wctx), errQueueWait) {
+			return errorf(CodeBusy, nil, "no place became free within %v: try again later", r.cfg.queueWait)
+		}
+		return errorf(CodeCanceled, context.Cause(ctx), "canceled while waiting for a free place")
+	}
+	return nil
 }
 
 // encodePayload returns payload as one JSON object.

@@ -1,0 +1,139 @@
+// Command docker-run serves dockerrun's HTTP API: a drop-in replacement for
+// glot.io's docker-run, configured by the same environment variables.
+//
+//	API_ACCESS_TOKEN=secret go run ./cmd/docker-run
+//
+// Only API_ACCESS_TOKEN is required; README.md lists every variable and its
+// default. On SIGTERM or SIGINT the server stops accepting, lets runs in
+// flight finish (up to the execution time limit), removes their containers
+// and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/httpapi"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.LookupEnv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "docker-run:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writer) error {
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		return err
+	}
+	hopts := &slog.HandlerOptions{Level: cfg.logLevel}
+	var log *slog.Logger
+	if cfg.logFormat == "text" {
+		log = slog.New(slog.NewTextHandler(logOut, hopts))
+	} else {
+		log = slog.New(slog.NewJSONHandler(logOut, hopts))
+	}
+
+	runner, err := dockerrun.New(cfg.options(log)...)
+	if err != nil {
+		return fmt.Errorf("invalid configuration (see the DOCKER_CONTAINER_*, RUN_* and SERVER_* variables): %w", err)
+	}
+	// Whatever happens from here on, remove every container we made.
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.dockerTimeout+10*time.Second)
+		defer cancel()
+		if err := runner.Close(cctx); err != nil {
+			log.Error("close runner", "error", err)
+		}
+	}()
+	if err := runner.Ping(ctx); err != nil {
+		return fmt.Errorf("cannot reach the Docker daemon (is dockerd running? check DOCKER_UNIX_SOCKET_PATH or DOCKER_HOST): %w", err)
+	}
+	if n, err := runner.Reap(ctx); err != nil {
+		log.Warn("remove leftover containers", "error", err)
+	} else if n > 0 {
+		log.Info("removed containers left by an earlier instance", "count", n)
+	}
+	if cfg.reapInterval > 0 {
+		go reapEvery(ctx, runner, cfg.reapInterval, log)
+	}
+
+	handler, err := httpapi.New(httpapi.Config{
+		Runner:       runner,
+		AccessToken:  cfg.accessToken,
+		Logger:       log,
+		MaxBodyBytes: cfg.maxBody,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s (SERVER_LISTEN_ADDR, SERVER_LISTEN_PORT): %w", cfg.addr(), err)
+	}
+	// A run may take the execution time limit plus the Docker calls around
+	// it; the write timeout leaves room for both.
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.maxExecutionTime + cfg.queueTimeout + 2*cfg.dockerTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "version", dockerrun.Version(), "instance", runner.Instance(), "workers", cfg.workers)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing runs in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.maxExecutionTime+cfg.dockerTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown: runs still in flight were cut", "error", err)
+		srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// reapEvery removes leftover containers periodically until ctx is done.
+func reapEvery(ctx context.Context, r *dockerrun.Runner, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := r.Reap(ctx); err != nil {
+				log.Warn("remove leftover containers", "error", err)
+			} else if n > 0 {
+				log.Info("removed leftover containers", "count", n)
+			}
+		}
+	}
+}
