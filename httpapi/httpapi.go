@@ -136,7 +136,9 @@ func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := a.cfg.Runner.Ping(ctx); err != nil {
-		a.fail(w, r, err)
+		e := *AsError(err)
+		e.Status = http.StatusServiceUnavailable
+		a.fail(w, r, &e)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
