@@ -10,12 +10,13 @@ import (
 
 // Error codes of the HTTP layer, besides the runner's ([dockerrun.Code]).
 const (
-	CodeAccessToken     = "access_token"
-	CodeRequestParse    = "request.parse"
-	CodeRequestInvalid  = "request.invalid"
-	CodeRequestTooLarge = "request.too_large"
-	CodeNotFound        = "route.not_found"
-	CodeInternal        = "internal"
+	CodeAccessToken      = "access_token"
+	CodeRequestParse     = "request.parse"
+	CodeRequestInvalid   = "request.invalid"
+	CodeRequestTooLarge  = "request.too_large"
+	CodeNotFound         = "route.not_found"
+	CodeMethodNotAllowed = "route.method_not_allowed"
+	CodeInternal         = "internal"
 )
 
 // Error is an API error: a status, a stable code and a message.

@@ -110,10 +110,23 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /version", a.authorized(a.version))
 	mux.HandleFunc("POST /run", a.authorized(a.run))
+	// A known route with another method is a 405, not a 404: the catch-all
+	// below would otherwise take it.
+	for path, allow := range map[string]string{"/{$}": "GET, HEAD", "/healthz": "GET, HEAD", "/version": "GET, HEAD", "/run": "POST"} {
+		mux.HandleFunc(path, a.methodNotAllowed(allow))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: see api_docs for GET /, GET /version and POST /run"})
 	})
 	return a.logged(mux), nil
+}
+
+// methodNotAllowed answers 405 with the methods that the route allows.
+func (a *api) methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		a.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow)})
+	}
 }
 
 // authorized checks the access token in constant time before calling next.
@@ -192,7 +205,8 @@ func (a *api) decodeRun(w http.ResponseWriter, r *http.Request) (string, json.Ra
 	if err := dec.Decode(&req); err != nil {
 		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body is not a JSON object {\"image\": string, \"payload\": object}: " + err.Error()}
 	}
-	if dec.More() {
+	// dec.More would miss a trailing '}' or ']': anything but space is an error.
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body holds more than one JSON value"}
 	}
 	switch {

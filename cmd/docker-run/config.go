@@ -141,7 +141,9 @@ func loadConfig(lookup func(string) (string, bool)) (*config, error) {
 		logFormat:    e.str("LOG_FORMAT", "json"),
 
 		socketPath:    e.str("DOCKER_UNIX_SOCKET_PATH", ""),
-		dockerTimeout: max(e.seconds("DOCKER_UNIX_SOCKET_READ_TIMEOUT", dockerrun.DefaultDockerTimeout, 1, 3600), e.seconds("DOCKER_UNIX_SOCKET_WRITE_TIMEOUT", dockerrun.DefaultDockerTimeout, 1, 3600)),
+		// One bound for every daemon call: the larger of the two timeouts
+		// that are set, or the default.
+		dockerTimeout: max(e.seconds("DOCKER_UNIX_SOCKET_READ_TIMEOUT", 0, 1, 3600), e.seconds("DOCKER_UNIX_SOCKET_WRITE_TIMEOUT", 0, 1, 3600)),
 
 		hostname:        e.str("DOCKER_CONTAINER_HOSTNAME", dockerrun.DefaultHostname),
 		user:            e.str("DOCKER_CONTAINER_USER", dockerrun.DefaultUser),
@@ -170,8 +172,16 @@ func loadConfig(lookup func(string) (string, bool)) (*config, error) {
 		owner:            e.str("SERVER_INSTANCE_NAME", dockerrun.DefaultOwner),
 		keepContainer:    e.bool("DEBUG_KEEP_CONTAINER", false),
 	}
+	if c.dockerTimeout == 0 {
+		c.dockerTimeout = dockerrun.DefaultDockerTimeout
+	}
+	_, nofileSoftSet := lookup("DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT")
 	nofileSoft := e.int("DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT", dockerrun.DefaultNofile, 0, 1<<20)
 	c.nofile = dockerrun.Ulimit{Soft: nofileSoft, Hard: e.int("DOCKER_CONTAINER_ULIMIT_NOFILE_HARD", max(nofileSoft, dockerrun.DefaultNofile), 0, 1<<20)}
+	if !nofileSoftSet {
+		// An unset soft limit follows a hard limit set below its default.
+		c.nofile.Soft = min(c.nofile.Soft, c.nofile.Hard)
+	}
 	_, softSet := lookup("DOCKER_CONTAINER_ULIMIT_NPROC_SOFT")
 	_, hardSet := lookup("DOCKER_CONTAINER_ULIMIT_NPROC_HARD")
 	if softSet || hardSet {

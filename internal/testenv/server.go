@@ -42,6 +42,14 @@ var (
 	serverErr  error
 )
 
+// ServerBinary builds cmd/docker-run once per test binary and returns its
+// path, for tests that run the server themselves (for example to watch it
+// fail at start-up). It needs no Docker engine.
+func ServerBinary(t testing.TB) string {
+	t.Helper()
+	return serverBinary(t)
+}
+
 // serverBinary builds cmd/docker-run once per test binary.
 func serverBinary(t testing.TB) string {
 	t.Helper()
