@@ -1,0 +1,56 @@
+package dockerrun_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/dockerrun/dockerrun"
+)
+
+// A Runner runs one payload per container; glot's images and ours read
+// {"language", "files", "stdin"} and answer stdout, stderr and error.
+func ExampleRunner_Run() {
+	r, err := dockerrun.New(
+		dockerrun.WithMaxExecutionTime(5*time.Second),
+		dockerrun.WithMemory(128<<20),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close(context.Background())
+
+	res, err := r.Run(context.Background(), "dockerrun/python:latest", map[string]any{
+		"language": "python",
+		"files":    []map[string]string{{"name": "main.py", "content": "print(42)"}},
+	})
+	if err != nil {
+		log.Fatalf("run failed (code %s): %v", dockerrun.ErrorCode(err), err)
+	}
+	fmt.Print(res.Stdout)
+}
+
+// Errors carry stable codes; the Err* sentinels match them with errors.Is.
+func ExampleErrorCode() {
+	err := error(&dockerrun.Error{Code: dockerrun.CodeExecutionTime, Message: "the run took longer than 5s and was killed"})
+	fmt.Println(dockerrun.ErrorCode(err))
+	fmt.Println(errors.Is(err, dockerrun.ErrExecutionTime), errors.Is(err, dockerrun.ErrOutputSize))
+	// Output:
+	// limits.execution_time
+	// true false
+}
+
+// New checks every option at once and names each invalid one.
+func ExampleNew() {
+	_, err := dockerrun.New(
+		dockerrun.WithMaxExecutionTime(-time.Second),
+		dockerrun.WithCapDrop("not a capability"),
+	)
+	fmt.Println(errors.Is(err, dockerrun.ErrInvalidConfig))
+	fmt.Println(err)
+	// Output:
+	// true
+	// config.invalid: max execution time: -1s: want a positive duration; cap drop: "not a capability": want a capability name such as NET_ADMIN or ALL
+}
