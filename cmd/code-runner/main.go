@@ -1,0 +1,87 @@
+// Command code-runner is the agent that lives inside dockerrun's language
+// images, a drop-in replacement for glot.io's code-runner.
+//
+// It reads one JSON request from stdin, writes the request's files into the
+// work directory (--path, default: the current directory), builds and runs the
+// program, and writes exactly one JSON object to stdout:
+//
+//	{"stdout": "...", "stderr": "...", "error": "...", "duration": 12345}
+//
+// A bad request (no files, a bad file name, an unknown language) is reported in
+// "error" like any other outcome, and the exit status is 0. Only failures of
+// the agent itself (an unreadable stdin, a bad limit in the environment) go to
+// stderr, with a non-zero exit status.
+//
+// The limits come from the environment: DOCKERRUN_MAX_OUTPUT_SIZE (bytes) caps
+// the size of the JSON object written to stdout, and
+// DOCKERRUN_MAX_EXECUTION_TIME_MS (milliseconds) caps the time spent building
+// and running, counted from the moment the request has been read. Absent or 0
+// means no limit of that kind.
+//
+// When it runs as PID 1, code-runner starts a copy of itself as the agent and
+// stays behind as a minimal init that forwards signals and reaps orphaned
+// processes. See docs/images.md for the whole protocol.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+func main() {
+	if os.Getpid() == 1 {
+		os.Exit(initMain(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(agentMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+}
+
+// agentMain runs the agent with the given arguments, standard streams and
+// environment, and returns the process exit status.
+func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("code-runner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("path", ".", "work `directory`: the request's files are written and its commands run there")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "code-runner: unexpected arguments: %q\n", fs.Args())
+		return 2
+	}
+	lim, err := limitsFromEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "code-runner: %v\n", err)
+		return 1
+	}
+	workDir, err := filepath.Abs(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "code-runner: work directory: %v\n", err)
+		return 1
+	}
+	data, err := io.ReadAll(stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "code-runner: read request: %v\n", err)
+		return 1
+	}
+	// The clock starts now: the container may have been started long before
+	// the request arrived.
+	start := time.Now()
+
+	var res Result
+	req, err := parseRequest(data)
+	if err != nil {
+		res = Result{Error: err.Error()}
+	} else {
+		res = run(context.Background(), req, workDir, lim, start)
+	}
+	if _, err := stdout.Write(res.encode(lim.maxOutputSize)); err != nil {
+		fmt.Fprintf(stderr, "code-runner: write result: %v\n", err)
+		return 1
+	}
+	return 0
+}

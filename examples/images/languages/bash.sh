@@ -1,0 +1,3 @@
+# bash: the minbase root file system already has bash.
+packages=""
+in_all=yes

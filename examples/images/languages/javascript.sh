@@ -1,0 +1,3 @@
+# javascript: Node.js from Debian.
+packages="nodejs"
+in_all=yes

@@ -1,0 +1,3 @@
+# php: the PHP command line interpreter.
+packages="php-cli"
+in_all=yes

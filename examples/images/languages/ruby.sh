@@ -1,0 +1,3 @@
+# ruby: Ruby from Debian.
+packages="ruby"
+in_all=yes

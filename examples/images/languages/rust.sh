@@ -1,0 +1,3 @@
+# rust: rustc with the GCC linker.
+packages="rustc"
+in_all=yes
