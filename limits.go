@@ -172,8 +172,10 @@ func WithMemory(bytes int64) Option {
 // or 2). Zero means no limit. Default: 1.
 func WithCPUs(cpus float64) Option {
 	return func(c *config) {
-		if cpus < 0 || cpus > 1024 {
-			c.problem("cpus: %g: want 0 (no limit) or a positive number", cpus)
+		// Under 0.01 the kernel refuses the CFS quota at start, and under
+		// 1e-9 the limit would round to none; NaN fails every comparison.
+		if !(cpus == 0 || cpus >= 0.01 && cpus <= 1024) {
+			c.problem("cpus: %g: want 0 (no limit) or 0.01 to 1024", cpus)
 		}
 		c.nanoCPUs = int64(cpus * 1e9)
 	}

@@ -16,33 +16,56 @@ type pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // fillers
 
-	mu   sync.Mutex
-	idle map[string][]*box // oldest first
-	wake map[string]chan struct{}
+	mu      sync.Mutex
+	idle    map[string][]*box // oldest first
+	filling map[string]int    // containers being prepared
+	healthy map[string]bool   // the image's last container started fine
+	backoff map[string]time.Duration
+	retryAt map[string]time.Time // no new attempt before, after a failure
+	wake    map[string]chan struct{}
 }
 
-// Backoff of a filler whose image fails to start.
+// Backoff of an image whose containers fail to start.
 const (
 	poolBackoffMin = 100 * time.Millisecond
 	poolBackoffMax = 30 * time.Second
 )
 
+// poolFillers is how many containers of one image the pool prepares at
+// once, once the image has started fine: a burst of runs empties the pool,
+// and the daemon starts containers faster in parallel. While an image
+// fails, one attempt at a time.
+const poolFillers = 4
+
 func newPool(r *Runner, sizes map[string]int) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pool{
-		r:      r,
-		ctx:    ctx,
-		cancel: cancel,
-		idle:   make(map[string][]*box),
-		wake:   make(map[string]chan struct{}),
+		r:       r,
+		ctx:     ctx,
+		cancel:  cancel,
+		idle:    make(map[string][]*box),
+		filling: make(map[string]int),
+		healthy: make(map[string]bool),
+		backoff: make(map[string]time.Duration),
+		retryAt: make(map[string]time.Time),
+		wake:    make(map[string]chan struct{}),
 	}
+	fillers := make(map[string]int)
 	for image, n := range sizes {
 		if n == 0 {
 			continue
 		}
+		image = normalizeImage(image)
 		p.wake[image] = make(chan struct{}, 1)
-		p.wg.Add(1)
-		go p.fill(image, n)
+		fillers[image] = max(fillers[image], n)
+	}
+	// Start the fillers only once p.wake is complete: they read it unlocked.
+	for image, n := range fillers {
+		p.backoff[image] = poolBackoffMin
+		for range min(n, poolFillers) {
+			p.wg.Add(1)
+			go p.fill(image, n)
+		}
 	}
 	return p
 }
@@ -52,6 +75,7 @@ func (p *pool) take(image string) *box {
 	if p == nil {
 		return nil
 	}
+	image = normalizeImage(image)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	wake, ok := p.wake[image]
@@ -74,50 +98,115 @@ func (p *pool) take(image string) *box {
 	return c
 }
 
-// fill keeps n idle containers of image until the pool is closed.
+// fill keeps n idle containers of image until the pool is closed. Each
+// image has up to [poolFillers] fill goroutines.
 func (p *pool) fill(image string, n int) {
 	defer p.wg.Done()
 	log := p.r.log.With("image", image)
-	backoff := poolBackoffMin
 	tick := time.NewTicker(max(p.r.cfg.warmMaxAge/4, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
 		p.expire(image)
-		p.mu.Lock()
-		have := len(p.idle[image])
-		p.mu.Unlock()
-		if have >= n {
+		if wait := p.claim(image, n); wait != 0 {
+			var retry <-chan time.Time
+			if wait > 0 {
+				retry = time.After(wait)
+			}
 			select {
 			case <-p.ctx.Done():
 				return
 			case <-p.wake[image]:
 			case <-tick.C:
+			case <-retry:
 			}
 			continue
 		}
 		if err := p.r.sem.Acquire(p.ctx, 1); err != nil {
+			p.done(image, nil)
 			return
 		}
-		c, err := p.r.prepare(p.ctx, image, true)
+		// Not p.ctx: a create cut short by close could leave a container
+		// that the daemon made and nobody knows of. prepare is bounded by
+		// the Docker timeout; close waits for it.
+		c, err := p.r.prepare(context.WithoutCancel(p.ctx), image, true)
+		if err == nil && p.ctx.Err() != nil {
+			p.done(image, nil)
+			p.r.dispose(c)
+			return
+		}
 		if err != nil {
 			p.r.sem.Release(1)
+			retry := p.failed(image)
 			if p.ctx.Err() != nil {
 				return
 			}
-			log.Warn("warm pool: cannot start a container; backing off", "code", ErrorCode(err), "error", err, "retry_in", backoff)
-			select {
-			case <-p.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, poolBackoffMax)
+			log.Warn("warm pool: cannot start a container; backing off", "code", ErrorCode(err), "error", err, "retry_in", retry)
 			continue
 		}
-		backoff = poolBackoffMin
-		p.mu.Lock()
-		p.idle[image] = append(p.idle[image], c)
-		p.mu.Unlock()
+		p.done(image, c)
 	}
+}
+
+// claim reserves the preparation of one container of image when the pool
+// holds fewer than n with those being prepared. Otherwise it returns how
+// long to wait before looking again: -1 for a wake-up, more while the
+// image backs off.
+func (p *pool) claim(image string, n int) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle[image])+p.filling[image] >= n {
+		return -1
+	}
+	if !p.healthy[image] {
+		// Until the image has started fine, one attempt at a time, with
+		// the backoff between failures.
+		if p.filling[image] > 0 {
+			return -1
+		}
+		if wait := time.Until(p.retryAt[image]); wait > 0 {
+			return wait
+		}
+	}
+	p.filling[image]++
+	// Pass the wake-up on, so that another filler looks too.
+	select {
+	case p.wake[image] <- struct{}{}:
+	default:
+	}
+	return 0
+}
+
+// done ends a preparation claimed with claim: c, if not nil, joins the
+// idle containers.
+func (p *pool) done(image string, c *box) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.filling[image]--
+	if c == nil {
+		return
+	}
+	p.idle[image] = append(p.idle[image], c)
+	if !p.healthy[image] {
+		p.healthy[image] = true
+		p.backoff[image] = poolBackoffMin
+		select { // the other fillers may start now
+		case p.wake[image] <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// failed ends a preparation claimed with claim that failed, and returns
+// the delay before the next attempt, which doubles with each failure.
+func (p *pool) failed(image string) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.filling[image]--
+	p.healthy[image] = false
+	wait := p.backoff[image]
+	p.retryAt[image] = time.Now().Add(wait)
+	p.backoff[image] = min(2*wait, poolBackoffMax)
+	return wait
 }
 
 // expire disposes of idle containers of image older than the maximum age.
@@ -137,6 +226,7 @@ func (p *pool) size(image string) int {
 	if p == nil {
 		return 0
 	}
+	image = normalizeImage(image)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.idle[image])

@@ -63,6 +63,8 @@ type Runner struct {
 	removeQ chan struct{}  // bounds removals in parallel
 
 	closed    atomic.Bool
+	closeMu   sync.RWMutex   // orders a run's start before Close's wait
+	runs      sync.WaitGroup // runs in flight
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close
 }
@@ -155,9 +157,10 @@ func (r *Runner) Version(ctx context.Context) (types.Version, error) {
 // removed whatever happens, after Run returns (the removal still counts
 // against the concurrency limit). Every error is an [*Error].
 func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, error) {
-	if r.closed.Load() {
+	if !r.begin() {
 		return nil, errorf(CodeClosed, nil, "the runner is closed")
 	}
+	defer r.runs.Done()
 	if err := checkImageName(image); err != nil {
 		return nil, errorf(CodeImageNotAllowed, err, "invalid image")
 	}
@@ -169,12 +172,13 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 		return nil, err
 	}
 
-	if err := r.acquire(ctx); err != nil {
-		return nil, err
-	}
+	// A warm container holds a place already; a cold run waits for one.
 	// From here on the place belongs to c and is released by dispose.
 	c := r.pool.take(image)
 	if c == nil {
+		if err := r.acquire(ctx); err != nil {
+			return nil, err
+		}
 		c, err = r.prepare(ctx, image, false)
 		if err != nil {
 			r.sem.Release(1)
@@ -189,6 +193,18 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 	}
 	r.log.Debug("run done", "image", image, "container", short(c.id), "warm", c.warm, "duration", res.Duration)
 	return res, nil
+}
+
+// begin counts a run in flight, so that Close waits for it, unless the
+// runner is closed.
+func (r *Runner) begin() bool {
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed.Load() {
+		return false
+	}
+	r.runs.Add(1)
+	return true
 }
 
 // errQueueWait is the cause of a wait for a place that took too long.
@@ -285,7 +301,8 @@ func (r *Runner) dockerError(ctx context.Context, code Code, err error, format s
 	switch {
 	case client.IsErrConnectionFailed(err) || isConnError(err):
 		return errorf(CodeDockerUnixSocket, err, "the Docker daemon does not answer")
-	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
+	case ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		// Cancelled by the caller, with or without a cause of its own.
 		return errorf(CodeCanceled, context.Cause(ctx), "canceled")
 	case ctx.Err() != nil:
 		return errorf(CodeDockerUnixSocket, err, "the Docker daemon did not answer within %v", r.cfg.dockerTimeout)
@@ -347,7 +364,16 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 	}
 	switch {
 	case errors.Is(err, errOutputLimit):
-		r.kill(c)
+		// Close the stream first: the daemon does not finish a kill while
+		// it is blocked writing output that nobody reads. The kill waits
+		// for the container to die, so it runs beside the answer; Close
+		// waits for it.
+		c.stream.Close()
+		r.removes.Add(1)
+		go func() {
+			defer r.removes.Done()
+			r.kill(c)
+		}()
 		return nil, errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", r.cfg.maxOutputSize)
 	case errors.Is(err, errBadFrame):
 		return nil, errorf(CodeStreamRead, err, "read container output")
@@ -482,17 +508,20 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Close stops the warm pool, waits for runs' containers to be removed and
-// removes the pool's containers. Runs after Close fail with [ErrClosed].
-// Close waits for removals as long as ctx allows.
+// Close stops the warm pool, waits for runs in flight to end and for their
+// containers to be removed, and removes the pool's containers. Runs after
+// Close fail with [ErrClosed]. Close waits as long as ctx allows.
 func (r *Runner) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
+		r.closeMu.Lock()
 		r.closed.Store(true)
+		r.closeMu.Unlock()
 		close(r.done)
 	})
 	r.pool.close()
 	waited := make(chan struct{})
 	go func() {
+		r.runs.Wait()
 		r.pool.wait()
 		r.removes.Wait()
 		close(waited)

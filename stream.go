@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Docker's multiplexed attach stream is a sequence of frames, each an 8-byte
@@ -235,7 +236,20 @@ func decodeResult(raw []byte) (*Result, error) {
 func excerpt(b []byte, n int) string {
 	cut := len(b) > n
 	if cut {
-		b = b[:n] // a split sequence at the end becomes U+FFFD below
+		// Cut on a rune boundary: a valid rune that the cut would split is
+		// left out rather than shown as U+FFFD, which would claim that the
+		// output was not UTF-8.
+		end := n
+		for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				// An invalid byte decodes to width 1 and stays, as U+FFFD.
+				if _, size := utf8.DecodeRune(b[i:]); i+size > n {
+					end = i
+				}
+				break
+			}
+		}
+		b = b[:end]
 	}
 	s := strings.ToValidUTF8(string(b), "\uFFFD")
 	if cut {

@@ -1,0 +1,1493 @@
+package dockerrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// fakeDocker is an in-memory Docker daemon implementing DockerAPI. A
+// container's attached stream is a net.Pipe; when the container starts, a
+// goroutine plays its program on the far end, reading the payload and writing
+// multiplexed frames. The fake records every call, tracks the containers that
+// exist, and fails calls on demand. It also records protocol violations
+// (start before attach, a payload to a container that already had one) for
+// checkClean to report.
+type fakeDocker struct {
+	mu         sync.Mutex
+	seq        int
+	containers map[string]*fakeContainer // those that exist
+	all        map[string]*fakeContainer // every one ever created
+	calls      []fakeCall
+	maxLive    int // most containers that existed at once
+	removed    []*fakeContainer
+	violations []string
+
+	// Injected failures. failCreate is called without the lock held, so it
+	// may block on ctx.
+	failCreate func(ctx context.Context, cfg *container.Config) error
+	failAttach error
+	failStart  error
+	failList   error
+	// programs overrides the container program for an image.
+	programs map[string]fakeProgram
+
+	running chan string    // IDs of containers that have read their payload
+	progs   sync.WaitGroup // container programs
+}
+
+var _ DockerAPI = (*fakeDocker)(nil)
+
+type fakeCall struct {
+	Op, ID string
+}
+
+type fakeContainer struct {
+	id       string
+	config   container.Config
+	host     container.HostConfig
+	state    container.State
+	attached bool
+	started  bool
+	conn     net.Conn      // the container's end of the attached stream
+	killed   chan struct{} // closed when the container is killed
+	payload  json.RawMessage
+}
+
+// fakeProgram plays a container's process; it returns its exit code and
+// whether the kernel killed it for memory.
+type fakeProgram func(p *fakeProc) (code int, oom bool)
+
+func newFakeDocker() *fakeDocker {
+	return &fakeDocker{
+		containers: make(map[string]*fakeContainer),
+		all:        make(map[string]*fakeContainer),
+		programs:   make(map[string]fakeProgram),
+		running:    make(chan string, 1000),
+	}
+}
+
+func notFound(id string) error {
+	return errdefs.NotFound(fmt.Errorf("No such container: %s", id))
+}
+
+// record appends a call; f.mu must be held.
+func (f *fakeDocker) record(op, id string) {
+	f.calls = append(f.calls, fakeCall{Op: op, ID: id})
+}
+
+// normalizeCaps edits capabilities the way the real client does, so that a
+// Runner that shares its configuration between calls races.
+func normalizeCaps(caps []string) []string {
+	var out []string
+	for _, c := range caps {
+		c = strings.ToUpper(c)
+		if c != "ALL" && !strings.HasPrefix(c, "CAP_") {
+			c = "CAP_" + c
+		}
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (f *fakeDocker) ContainerCreate(ctx context.Context, cfg *container.Config, host *container.HostConfig, _ *network.NetworkingConfig, _ *ocispec.Platform, _ string) (container.CreateResponse, error) {
+	// Like the real client, edit what the caller passed.
+	host.CapAdd, host.CapDrop = normalizeCaps(host.CapAdd), normalizeCaps(host.CapDrop)
+	f.mu.Lock()
+	fail := f.failCreate
+	f.mu.Unlock()
+	err := ctx.Err()
+	if err == nil && fail != nil {
+		err = fail(ctx, cfg)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.record("create", "")
+		return container.CreateResponse{}, err
+	}
+	f.seq++
+	id := fmt.Sprintf("c%02d", f.seq)
+	f.record("create", id)
+	f.containers[id] = &fakeContainer{
+		id:     id,
+		config: *cfg,
+		host:   *host,
+		state:  container.State{Status: "created"},
+		killed: make(chan struct{}),
+	}
+	f.all[id] = f.containers[id]
+	f.maxLive = max(f.maxLive, len(f.containers))
+	return container.CreateResponse{ID: id}, nil
+}
+
+func (f *fakeDocker) ContainerAttach(ctx context.Context, id string, opts container.AttachOptions) (types.HijackedResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("attach", id)
+	c, ok := f.containers[id]
+	switch {
+	case !ok:
+		return types.HijackedResponse{}, notFound(id)
+	case ctx.Err() != nil:
+		return types.HijackedResponse{}, ctx.Err()
+	case f.failAttach != nil:
+		return types.HijackedResponse{}, f.failAttach
+	}
+	if c.started {
+		f.violations = append(f.violations, id+": attach after start: output is lost")
+	}
+	if !opts.Stream || !opts.Stdin || !opts.Stdout || !opts.Stderr {
+		f.violations = append(f.violations, fmt.Sprintf("%s: attach options %+v: want stream, stdin, stdout and stderr", id, opts))
+	}
+	runnerEnd, containerEnd := net.Pipe()
+	c.conn, c.attached = containerEnd, true
+	return types.NewHijackedResponse(runnerEnd, types.MediaTypeMultiplexedStream), nil
+}
+
+func (f *fakeDocker) ContainerStart(ctx context.Context, id string, _ container.StartOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("start", id)
+	c, ok := f.containers[id]
+	switch {
+	case !ok:
+		return notFound(id)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case f.failStart != nil:
+		return f.failStart
+	case c.started:
+		return errdefs.Conflict(fmt.Errorf("container %s already started", id))
+	}
+	c.started = true
+	if !c.attached {
+		f.violations = append(f.violations, id+": start before attach: output is lost")
+		c.state = container.State{Status: "exited"}
+		return nil
+	}
+	c.state = container.State{Status: "running", Running: true}
+	prog := f.programs[c.config.Image]
+	if prog == nil {
+		prog = modeProgram
+	}
+	f.progs.Add(1)
+	go f.play(c, prog)
+	return nil
+}
+
+// play runs the container's program, then exits the container.
+func (f *fakeDocker) play(c *fakeContainer, prog fakeProgram) {
+	defer f.progs.Done()
+	code, oom := prog(&fakeProc{f: f, c: c, dec: json.NewDecoder(c.conn)})
+	f.mu.Lock()
+	if c.state.Running {
+		c.state = container.State{Status: "exited", ExitCode: code, OOMKilled: oom}
+	}
+	f.mu.Unlock()
+	c.conn.Close() // the stream ends when the process does
+}
+
+// stop kills c's process; f.mu must be held.
+func (f *fakeDocker) stop(c *fakeContainer) {
+	c.state = container.State{Status: "exited", ExitCode: 137}
+	close(c.killed)
+	c.conn.Close()
+}
+
+func (f *fakeDocker) ContainerKill(ctx context.Context, id, signal string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("kill", id)
+	c, ok := f.containers[id]
+	switch {
+	case !ok:
+		return notFound(id)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case signal != "KILL":
+		f.violations = append(f.violations, fmt.Sprintf("%s: kill with %s: want KILL", id, signal))
+	case !c.state.Running:
+		return errdefs.Conflict(fmt.Errorf("container %s is not running", id))
+	}
+	f.stop(c)
+	return nil
+}
+
+func (f *fakeDocker) ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove", id)
+	c, ok := f.containers[id]
+	switch {
+	case !ok:
+		return notFound(id)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case c.state.Running && !opts.Force:
+		return errdefs.Conflict(fmt.Errorf("container %s is running: stop it or use force", id))
+	case c.state.Running:
+		f.stop(c)
+	}
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	delete(f.containers, id)
+	f.removed = append(f.removed, c)
+	return nil
+}
+
+func (f *fakeDocker) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("inspect", id)
+	c, ok := f.containers[id]
+	if !ok {
+		return container.InspectResponse{}, notFound(id)
+	}
+	state := c.state
+	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id, State: &state}}, nil
+}
+
+func (f *fakeDocker) ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list", "")
+	if f.failList != nil {
+		return nil, f.failList
+	}
+	var list []container.Summary
+	for _, c := range f.containers {
+		if (opts.All || c.state.Running) && opts.Filters.MatchKVList("label", c.config.Labels) {
+			list = append(list, container.Summary{ID: c.id, Labels: c.config.Labels, State: c.state.Status})
+		}
+	}
+	slices.SortFunc(list, func(a, b container.Summary) int { return strings.Compare(a.ID, b.ID) })
+	return list, nil
+}
+
+func (f *fakeDocker) Ping(ctx context.Context) (types.Ping, error) {
+	return types.Ping{APIVersion: "1.51"}, ctx.Err()
+}
+
+func (f *fakeDocker) ServerVersion(ctx context.Context) (types.Version, error) {
+	return types.Version{Version: "28.5.2"}, ctx.Err()
+}
+
+// seed adds a container that some other process created.
+func (f *fakeDocker) seed(labels map[string]string, running bool) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	id := fmt.Sprintf("c%02d", f.seq)
+	c := &fakeContainer{id: id, config: container.Config{Image: "fake/img", Labels: labels}, killed: make(chan struct{})}
+	c.state = container.State{Status: "exited"}
+	if running {
+		c.state = container.State{Status: "running", Running: true}
+		c.conn, _ = net.Pipe()
+	}
+	f.containers[id] = c
+	return id
+}
+
+func (f *fakeDocker) setFailCreate(fail func(context.Context, *container.Config) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failCreate = fail
+}
+
+// ops returns the operations called, in order.
+func (f *fakeDocker) ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ops []string
+	for _, c := range f.calls {
+		ops = append(ops, c.Op)
+	}
+	return ops
+}
+
+func (f *fakeDocker) callList() []fakeCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+func (f *fakeDocker) count(op string) int {
+	return len(slices.DeleteFunc(f.ops(), func(o string) bool { return o != op }))
+}
+
+// ids returns the IDs of the existing containers that match.
+func (f *fakeDocker) ids(match func(*fakeContainer) bool) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id, c := range f.containers {
+		if match(c) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (f *fakeDocker) exists(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.containers[id]
+	return ok
+}
+
+func (f *fakeDocker) config(id string) (container.Config, container.HostConfig) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.all[id]
+	return c.config, c.host
+}
+
+func (f *fakeDocker) peak() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxLive
+}
+
+// checkClean reports containers of the instance left behind, programs
+// still running and protocol violations.
+func (f *fakeDocker) checkClean(t *testing.T, instance string) {
+	t.Helper()
+	if left := f.ids(func(c *fakeContainer) bool { return c.config.Labels[LabelInstance] == instance }); len(left) > 0 {
+		t.Errorf("containers left after Close: %v", left)
+	}
+	done := make(chan struct{})
+	go func() {
+		f.progs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Errorf("container programs still running 5s after Close")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range f.violations {
+		t.Errorf("Docker API misuse: %s", v)
+	}
+}
+
+// fakeProc is what a container program sees: its stream and its container.
+type fakeProc struct {
+	f   *fakeDocker
+	c   *fakeContainer
+	dec *json.Decoder
+}
+
+// readPayload reads the payload, one JSON object, from stdin.
+func (p *fakeProc) readPayload() (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := p.dec.Decode(&raw); err != nil {
+		return nil, err
+	}
+	p.f.mu.Lock()
+	if p.c.payload != nil {
+		p.f.violations = append(p.f.violations, p.c.id+": a second payload: containers must be used once")
+	}
+	p.c.payload = raw
+	p.f.mu.Unlock()
+	select {
+	case p.f.running <- p.c.id:
+	default:
+	}
+	return raw, nil
+}
+
+func (p *fakeProc) write(stream byte, s string) error {
+	_, err := p.c.conn.Write(frame(stream, s))
+	return err
+}
+
+// answer writes an answer whose stdout is the container's ID and which
+// carries the payload, so that tests see which container ran what.
+func (p *fakeProc) answer(payload json.RawMessage, stdout string) error {
+	if stdout == "" {
+		stdout = p.c.id
+	}
+	b, err := json.Marshal(map[string]any{"stdout": stdout, "stderr": "", "error": "", "payload": payload})
+	if err != nil {
+		return err
+	}
+	return p.write(streamStdout, string(b)+"\n")
+}
+
+// sleep waits for d or until the container is killed; it reports whether
+// the container is still alive.
+func (p *fakeProc) sleep(d time.Duration) bool {
+	select {
+	case <-p.c.killed:
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// modeProgram is the default container program: it does what the
+// payload's "mode" says, like the probe image of the integration tests.
+func modeProgram(p *fakeProc) (int, bool) {
+	raw, err := p.readPayload()
+	if err != nil {
+		return 1, false // stdin closed without a payload: a warm container retired
+	}
+	var in struct {
+		Mode  string `json:"mode"`
+		MS    int    `json:"ms"`
+		Bytes int    `json:"bytes"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return 2, false
+	}
+	switch in.Mode {
+	case "", "echo":
+		p.answer(raw, "")
+	case "slow":
+		if p.sleep(time.Duration(in.MS) * time.Millisecond) {
+			p.answer(raw, "")
+		}
+	case "answer-then-hang":
+		p.answer(raw, "")
+		<-p.c.killed
+	case "split":
+		// The answer in 3-byte frames.
+		b, _ := json.Marshal(map[string]string{"stdout": p.c.id, "stderr": "", "error": ""})
+		for len(b) > 0 {
+			n := min(3, len(b))
+			if p.write(streamStdout, string(b[:n])) != nil {
+				return 1, false
+			}
+			b = b[n:]
+		}
+	case "sleep":
+		<-p.c.killed
+	case "trickle":
+		for p.sleep(5*time.Millisecond) && p.write(streamStdout, "tick\n") == nil {
+		}
+	case "flood":
+		chunk := strings.Repeat("x", 1024)
+		for p.write(streamStdout, chunk) == nil {
+		}
+	case "big":
+		p.answer(raw, strings.Repeat("y", in.Bytes))
+	case "stderr":
+		p.write(streamStderr, "agent crashed: boom\n")
+		return 1, false
+	case "stderr-and-answer":
+		p.write(streamStderr, "warning from agent\n")
+		p.answer(raw, "")
+	case "invalid":
+		p.write(streamStdout, "this is not json\n")
+	case "array":
+		p.write(streamStdout, "[1,2]\n")
+	case "missing-field":
+		p.write(streamStdout, `{"stdout":"","stderr":""}`)
+	case "silent":
+		return 3, false
+	case "oom":
+		return 137, true
+	case "daemon-error":
+		p.write(streamSystem, "container runtime error: boom")
+		return 1, false
+	case "bad-frame":
+		p.c.conn.Write([]byte{7, 0, 0, 0, 0, 0, 0, 1, 'x'})
+	default:
+		p.write(streamStderr, "unknown mode "+in.Mode)
+		return 1, false
+	}
+	return 0, false
+}
+
+// newTestRunner returns a Runner on f, closed after the test, which then
+// checks that nothing of it is left in f.
+func newTestRunner(t *testing.T, f *fakeDocker, opts ...Option) *Runner {
+	t.Helper()
+	r, err := New(append([]Option{WithDockerClient(f), WithMaxExecutionTime(5 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatalf("New() error: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Errorf("Close() error: %v", err)
+		}
+		f.checkClean(t, r.Instance())
+	})
+	return r
+}
+
+func closeRunner(t *testing.T, r *Runner) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatalf("Close() error: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitRunning returns the ID of the next container that reads its payload.
+func waitRunning(t *testing.T, f *fakeDocker) string {
+	t.Helper()
+	select {
+	case id := <-f.running:
+		return id
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no container read its payload within 5s")
+		return ""
+	}
+}
+
+// resultPayload returns the payload that the container echoed in Raw.
+func resultPayload(t *testing.T, res *Result) map[string]any {
+	t.Helper()
+	var raw struct {
+		Payload map[string]any `json:"payload"`
+	}
+	if err := json.Unmarshal(res.Raw, &raw); err != nil {
+		t.Fatalf("Result.Raw is not JSON: %v", err)
+	}
+	return raw.Payload
+}
+
+var ignoreDurationAndRaw = cmpopts.IgnoreFields(Result{}, "Duration", "Raw")
+
+func TestRunCallsInOrder(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithEnv("LANG=C.UTF-8"), WithOwner("unit"), WithMaxOutputSize(4096))
+	payload := map[string]any{"mode": "echo", "text": "héllo \"wörld\" {}\n"}
+	res, err := r.Run(context.Background(), "fake/img", payload)
+	if err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	if diff := cmp.Diff(&Result{Stdout: "c01"}, res, ignoreDurationAndRaw); diff != "" {
+		t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(payload, resultPayload(t, res)); diff != "" {
+		t.Errorf("payload as the container read it mismatch (-want +got):\n%s", diff)
+	}
+	if res.Duration <= 0 || res.Duration > 5*time.Second {
+		t.Errorf("Run() Duration = %v, want between 0 and 5s", res.Duration)
+	}
+
+	cfg, host := f.config("c01")
+	wantCfg := container.Config{
+		Image:    "fake/img",
+		Hostname: DefaultHostname,
+		User:     DefaultUser,
+		Env: []string{
+			EnvMaxOutputSize + "=4096",
+			EnvMaxExecutionTime + "=5000",
+			"LANG=C.UTF-8",
+		},
+		AttachStdin:     true,
+		AttachStdout:    true,
+		AttachStderr:    true,
+		OpenStdin:       true,
+		StdinOnce:       true,
+		NetworkDisabled: true,
+		Healthcheck:     &container.HealthConfig{Test: []string{"NONE"}},
+		Labels:          map[string]string{LabelOwner: "unit", LabelInstance: r.Instance(), LabelWarm: "false"},
+	}
+	if diff := cmp.Diff(wantCfg, cfg); diff != "" {
+		t.Errorf("container config mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(r.host, host); diff != "" {
+		t.Errorf("host config mismatch (-want +got):\n%s", diff)
+	}
+
+	closeRunner(t, r)
+	want := []fakeCall{{"create", "c01"}, {"attach", "c01"}, {"start", "c01"}, {"remove", "c01"}}
+	if diff := cmp.Diff(want, f.callList()); diff != "" {
+		t.Errorf("Docker calls mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunAnswers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		payload any
+		want    *Result
+	}{
+		{"answer in many small frames", map[string]any{"mode": "split"}, &Result{Stdout: "c01"}},
+		// The container does not exit after answering: Run must not wait
+		// for it (the execution time limit is 5s).
+		{"answer then hang", map[string]any{"mode": "answer-then-hang"}, &Result{Stdout: "c01"}},
+		{"answer near the output limit", map[string]any{"mode": "big", "bytes": 3000}, &Result{Stdout: strings.Repeat("y", 3000)}},
+		{"raw payload", json.RawMessage(`{"mode":"echo"}`), &Result{Stdout: "c01"}},
+		{"byte payload", []byte(` {"mode":"echo"}`), &Result{Stdout: "c01"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeDocker()
+			r := newTestRunner(t, f, WithMaxOutputSize(4096))
+			start := time.Now()
+			res, err := r.Run(context.Background(), "fake/img", tt.payload)
+			if err != nil {
+				t.Fatalf("Run() error: %v", err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("Run() took %v, want it to return as soon as the answer is complete", took)
+			}
+			if diff := cmp.Diff(tt.want, res, ignoreDurationAndRaw); diff != "" {
+				t.Errorf("Run() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+var errClientGone = errors.New("client went away")
+
+func TestRunErrors(t *testing.T) {
+	t.Parallel()
+	notFoundImage := errdefs.NotFound(errors.New("No such image: fake/img:latest"))
+	refused := fmt.Errorf("Cannot connect to the Docker daemon: %w",
+		&net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: "/var/run/docker.sock", Net: "unix"}, Err: syscall.ECONNREFUSED})
+	tests := []struct {
+		name    string
+		opts    []Option
+		setup   func(*fakeDocker)
+		image   string // default fake/img
+		payload any
+		// ctx returns the caller's context; default Background.
+		ctx func(t *testing.T, f *fakeDocker) context.Context
+		// want is the error code; wantIs are further errors.Is targets.
+		want    Code
+		wantIs  []error
+		wantNot []error
+		inMsg   string
+		// wantOps are the Docker calls: those up to start in order, the
+		// rest (which may race: a kill at the deadline and the removal)
+		// sorted and without repeats.
+		wantOps []string
+	}{
+		{
+			name: "image missing on the daemon",
+			setup: func(f *fakeDocker) {
+				f.failCreate = func(context.Context, *container.Config) error { return notFoundImage }
+			},
+			want:    CodeContainerCreate,
+			wantIs:  []error{ErrContainerCreate, notFoundImage},
+			inMsg:   "never pulled",
+			wantOps: []string{"create"},
+		},
+		{
+			name:    "daemon unreachable at create",
+			setup:   func(f *fakeDocker) { f.failCreate = func(context.Context, *container.Config) error { return refused } },
+			want:    CodeDockerUnixSocket,
+			wantIs:  []error{ErrDockerUnixSocket, syscall.ECONNREFUSED},
+			wantOps: []string{"create"},
+		},
+		{
+			name: "daemon does not answer create in time",
+			opts: []Option{WithDockerTimeout(50 * time.Millisecond)},
+			setup: func(f *fakeDocker) {
+				f.failCreate = func(ctx context.Context, _ *container.Config) error {
+					<-ctx.Done()
+					return ctx.Err()
+				}
+			},
+			want:    CodeDockerUnixSocket,
+			wantNot: []error{ErrCanceled},
+			inMsg:   "did not answer within 50ms",
+			wantOps: []string{"create"},
+		},
+		{
+			name:    "attach fails",
+			setup:   func(f *fakeDocker) { f.failAttach = errors.New("attach: hijack failed") },
+			want:    CodeContainerAttach,
+			wantIs:  []error{ErrContainerAttach},
+			wantOps: []string{"create", "attach", "remove"},
+		},
+		{
+			name:    "start fails",
+			setup:   func(f *fakeDocker) { f.failStart = errdefs.System(errors.New("OCI runtime create failed")) },
+			want:    CodeContainerStart,
+			inMsg:   "OCI runtime create failed",
+			wantOps: []string{"create", "attach", "start", "remove"},
+		},
+		{
+			name:    "agent writes to stderr and exits",
+			payload: map[string]any{"mode": "stderr"},
+			want:    CodeAgentStderr,
+			wantIs:  []error{ErrAgentStderr},
+			inMsg:   "agent crashed: boom",
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "agent writes to stderr and answers",
+			payload: map[string]any{"mode": "stderr-and-answer"},
+			want:    CodeAgentStderr,
+			inMsg:   "warning from agent",
+			wantOps: []string{"create", "attach", "start", "remove"},
+		},
+		{
+			name:    "invalid JSON",
+			payload: map[string]any{"mode": "invalid"},
+			want:    CodeStdoutDecode,
+			wantIs:  []error{ErrStdoutDecode},
+			inMsg:   "this is not json",
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "answer is an array",
+			payload: map[string]any{"mode": "array"},
+			want:    CodeStdoutDecode,
+			inMsg:   "[1,2]",
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "answer without an error field",
+			payload: map[string]any{"mode": "missing-field"},
+			want:    CodeStdoutDecode,
+			inMsg:   "no error field",
+			wantOps: []string{"create", "attach", "start", "remove"},
+		},
+		{
+			name:    "exits without a word",
+			payload: map[string]any{"mode": "silent"},
+			want:    CodeStdoutDecode,
+			inMsg:   "exit code 3",
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "killed for memory",
+			payload: map[string]any{"mode": "oom"},
+			want:    CodeMemory,
+			wantIs:  []error{ErrMemory},
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "daemon error frame",
+			payload: map[string]any{"mode": "daemon-error"},
+			want:    CodeStreamRead,
+			inMsg:   "container runtime error: boom",
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "malformed frame",
+			payload: map[string]any{"mode": "bad-frame"},
+			want:    CodeStreamRead,
+			wantIs:  []error{errBadFrame},
+			wantOps: []string{"create", "attach", "start", "remove"},
+		},
+		{
+			name: "container never reads stdin",
+			setup: func(f *fakeDocker) {
+				f.programs["fake/img"] = func(*fakeProc) (int, bool) { return 0, false }
+			},
+			want:    CodeStdin,
+			wantIs:  []error{ErrStdin},
+			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
+		},
+		{
+			name:    "execution time limit",
+			opts:    []Option{WithMaxExecutionTime(100 * time.Millisecond)},
+			payload: map[string]any{"mode": "sleep"},
+			want:    CodeExecutionTime,
+			wantIs:  []error{ErrExecutionTime},
+			wantNot: []error{ErrCanceled, context.Canceled, context.DeadlineExceeded},
+			inMsg:   "longer than 100ms",
+			wantOps: []string{"create", "attach", "start", "kill", "remove"},
+		},
+		{
+			name:    "execution time limit with a trickle of output",
+			opts:    []Option{WithMaxExecutionTime(100 * time.Millisecond)},
+			payload: map[string]any{"mode": "trickle"},
+			want:    CodeExecutionTime,
+			wantOps: []string{"create", "attach", "start", "kill", "remove"},
+		},
+		{
+			name:    "caller cancels",
+			payload: map[string]any{"mode": "sleep"},
+			ctx: func(t *testing.T, f *fakeDocker) context.Context {
+				ctx, cancel := context.WithCancelCause(context.Background())
+				go func() {
+					select {
+					case <-f.running:
+						cancel(errClientGone)
+					case <-t.Context().Done():
+					}
+				}()
+				return ctx
+			},
+			want:    CodeCanceled,
+			wantIs:  []error{ErrCanceled, errClientGone},
+			wantNot: []error{ErrExecutionTime},
+			wantOps: []string{"create", "attach", "start", "kill", "remove"},
+		},
+		{
+			name:    "caller's own deadline",
+			payload: map[string]any{"mode": "sleep"},
+			ctx: func(t *testing.T, f *fakeDocker) context.Context {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				t.Cleanup(cancel)
+				return ctx
+			},
+			want:    CodeCanceled,
+			wantIs:  []error{context.DeadlineExceeded},
+			wantNot: []error{ErrExecutionTime},
+			wantOps: []string{"create", "attach", "start", "kill", "remove"},
+		},
+		{
+			name: "caller canceled before the run",
+			ctx: func(t *testing.T, f *fakeDocker) context.Context {
+				ctx, cancel := context.WithCancelCause(context.Background())
+				cancel(errClientGone)
+				return ctx
+			},
+			want:    CodeCanceled,
+			wantIs:  []error{errClientGone},
+			wantNot: []error{ErrDockerUnixSocket},
+			// The client refuses the call on a done context.
+			wantOps: []string{"create"},
+		},
+		{
+			name:    "output flood",
+			opts:    []Option{WithMaxOutputSize(4096)},
+			payload: map[string]any{"mode": "flood"},
+			want:    CodeOutputSize,
+			wantIs:  []error{ErrOutputSize},
+			inMsg:   "more than 4096 bytes",
+			wantOps: []string{"create", "attach", "start", "kill", "remove"},
+		},
+		{
+			name:    "answer over the output limit",
+			opts:    []Option{WithMaxOutputSize(4096)},
+			payload: map[string]any{"mode": "big", "bytes": 5000},
+			want:    CodeOutputSize,
+			wantOps: []string{"create", "attach", "start", "kill", "remove"},
+		},
+		{
+			name:    "payload not an object",
+			payload: []int{1, 2},
+			want:    CodePayloadSerialize,
+		},
+		{
+			name:    "payload not JSON",
+			payload: json.RawMessage(`{"a":`),
+			want:    CodePayloadSerialize,
+		},
+		{
+			name:    "payload cannot be marshalled",
+			payload: map[string]any{"f": func() {}},
+			want:    CodePayloadSerialize,
+		},
+		{
+			name:  "image on a registry",
+			image: "ghcr.io/evil/img:latest",
+			want:  CodeImageNotAllowed,
+		},
+		{
+			name:   "image not on the allow-list",
+			opts:   []Option{WithAllowedImages("fake/other")},
+			want:   CodeImageNotAllowed,
+			wantIs: []error{ErrImageNotAllowed},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeDocker()
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			r := newTestRunner(t, f, tt.opts...)
+			ctx := context.Background()
+			if tt.ctx != nil {
+				ctx = tt.ctx(t, f)
+			}
+			image := tt.image
+			if image == "" {
+				image = "fake/img"
+			}
+			payload := tt.payload
+			if payload == nil {
+				payload = map[string]any{"mode": "echo"}
+			}
+			res, err := r.Run(ctx, image, payload)
+			if err == nil {
+				t.Fatalf("Run() = %+v, want error %s", res, tt.want)
+			}
+			if diff := cmp.Diff(tt.want, ErrorCode(err)); diff != "" {
+				t.Errorf("Run() error code mismatch (-want +got):\n%s\nerror: %v", diff, err)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("Run() error %T is not an *Error", err)
+			}
+			for _, target := range append([]error{&Error{Code: tt.want}}, tt.wantIs...) {
+				if !errors.Is(err, target) {
+					t.Errorf("errors.Is(%v, %v) = false, want true", err, target)
+				}
+			}
+			for _, target := range tt.wantNot {
+				if errors.Is(err, target) {
+					t.Errorf("errors.Is(%v, %v) = true, want false", err, target)
+				}
+			}
+			if tt.inMsg != "" && !strings.Contains(err.Error(), tt.inMsg) {
+				t.Errorf("Run() error = %q, want it to contain %q", err, tt.inMsg)
+			}
+			if errors.Is(err, notFoundImage) && !errdefs.IsNotFound(err) {
+				t.Errorf("errdefs.IsNotFound(%v) = false: Docker's error is not kept", err)
+			}
+
+			closeRunner(t, r) // waits for the removal
+			if slices.Contains(tt.wantOps, "kill") {
+				// The kill at a deadline or a cancellation runs on its own
+				// goroutine, concurrently with the end of Run.
+				waitFor(t, 5*time.Second, "the kill", func() bool { return f.count("kill") > 0 })
+			}
+			if diff := cmp.Diff(tt.wantOps, normalizeOps(f.ops()), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Docker calls mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// normalizeOps keeps the leading create, attach and start calls in order,
+// then sorts the rest and drops repeats: the kill at a deadline runs
+// concurrently with the removal, and the exit state may be polled more than
+// once.
+func normalizeOps(ops []string) []string {
+	i := 0
+	for i < len(ops) && (ops[i] == "create" || ops[i] == "attach" || ops[i] == "start") {
+		i++
+	}
+	rest := slices.Clone(ops[i:])
+	slices.Sort(rest)
+	return append(slices.Clone(ops[:i]), slices.Compact(rest)...)
+}
+
+func TestRunNeverExceedsConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	const limit, runs = 3, 30
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithMaxConcurrentRuns(limit))
+	var wg sync.WaitGroup
+	errs := make(chan error, runs)
+	for i := range runs {
+		wg.Go(func() {
+			_, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": 2 + i%5})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Run() error: %v", err)
+		}
+	}
+	closeRunner(t, r)
+	if got := f.peak(); got > limit || got < 2 {
+		t.Errorf("at most %d containers existed at once, want 2 to %d", got, limit)
+	}
+	if got := f.count("create"); got != runs {
+		t.Errorf("%d containers created, want %d", got, runs)
+	}
+}
+
+func TestRunWaitsForAPlaceWithinItsContext(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithMaxConcurrentRuns(1))
+	first := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": 5000})
+		first <- err
+	}()
+	id := waitRunning(t, f)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := r.Run(ctx, "fake/img", map[string]any{"mode": "echo"})
+	if !errors.Is(err, ErrCanceled) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run() error = %v, want %s caused by the context's deadline", err, CodeCanceled)
+	}
+	if got := f.count("create"); got != 1 {
+		t.Errorf("%d containers created, want 1: a run without a place must not create one", got)
+	}
+	// Free the place: the first run's container dies.
+	f.mu.Lock()
+	f.stop(f.containers[id])
+	f.mu.Unlock()
+	if err := <-first; err == nil {
+		t.Errorf("first Run() succeeded, want an error: its container was killed")
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if _, err := r.Run(ctx2, "fake/img", map[string]any{"mode": "echo"}); err != nil {
+		t.Errorf("Run() after the place was freed: %v", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f)
+	for _, mode := range []string{"echo", "stderr", "oom", "answer-then-hang"} {
+		r.Run(context.Background(), "fake/img", map[string]any{"mode": mode})
+	}
+	closeRunner(t, r)
+	if left := f.ids(func(*fakeContainer) bool { return true }); len(left) > 0 {
+		t.Errorf("containers left after Close: %v", left)
+	}
+	creates := f.count("create")
+	_, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "echo"})
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Run() after Close error = %v, want %s", err, CodeClosed)
+	}
+	if got := f.count("create"); got != creates {
+		t.Errorf("Run() after Close created a container")
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Errorf("second Close() error: %v", err)
+	}
+}
+
+func TestCloseWaitsForRunsInFlight(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f)
+	ran := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": 200})
+		ran <- err
+	}()
+	id := waitRunning(t, f)
+	closeRunner(t, r)
+	if f.exists(id) {
+		t.Errorf("Close() returned before the container %s of the run in flight was removed", id)
+	}
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Errorf("Run() in flight during Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("Run() in flight during Close did not return")
+	}
+}
+
+func TestCloseGivesUpWithItsContext(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f)
+	go r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": 300})
+	waitRunning(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := r.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close() error = %v, want %v", err, context.DeadlineExceeded)
+	}
+	// The cleanup's Close waits for the rest.
+}
+
+func TestReap(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithOwner("svc"))
+	ours := func(instance string) map[string]string {
+		return map[string]string{LabelOwner: "svc", LabelInstance: instance, LabelWarm: "false"}
+	}
+	deadRunning := f.seed(ours("dead1"), true)
+	deadExited := f.seed(ours("dead2"), false)
+	untracked := f.seed(ours(r.Instance()), false)
+	otherOwner := f.seed(map[string]string{LabelOwner: "other", LabelInstance: "x"}, true)
+	unlabelled := f.seed(nil, true)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() {
+		_, err := r.Run(ctx, "fake/img", map[string]any{"mode": "sleep"})
+		ran <- err
+	}()
+	live := waitRunning(t, f)
+
+	n, err := r.Reap(context.Background())
+	if err != nil {
+		t.Fatalf("Reap() error: %v", err)
+	}
+	if n != 3 {
+		t.Errorf("Reap() = %d, want 3", n)
+	}
+	got := map[string]bool{}
+	for _, id := range []string{deadRunning, deadExited, untracked, otherOwner, unlabelled, live} {
+		got[id] = f.exists(id)
+	}
+	want := map[string]bool{deadRunning: false, deadExited: false, untracked: false, otherOwner: true, unlabelled: true, live: true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("containers existing after Reap() mismatch (-want +got):\n%s", diff)
+	}
+
+	cancel()
+	if err := <-ran; !errors.Is(err, ErrCanceled) {
+		t.Errorf("Run() error = %v, want %s", err, CodeCanceled)
+	}
+}
+
+func TestReapListFails(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	f.failList = fmt.Errorf("list: %w", &net.OpError{Op: "dial", Net: "unix", Err: syscall.ENOENT})
+	r := newTestRunner(t, f)
+	n, err := r.Reap(context.Background())
+	if n != 0 || !errors.Is(err, ErrDockerUnixSocket) {
+		t.Errorf("Reap() = %d, %v; want 0, %s", n, err, CodeDockerUnixSocket)
+	}
+}
+
+// poolSize returns how many idle containers of image the pool holds.
+func poolSize(r *Runner, image string) int {
+	return r.pool.size(normalizeImage(image))
+}
+
+// warmIDs returns the IDs of the idle warm containers the fake holds for
+// the instance: started and without a payload.
+func warmIDs(f *fakeDocker, instance string) []string {
+	return f.ids(func(c *fakeContainer) bool {
+		return c.config.Labels[LabelInstance] == instance && c.config.Labels[LabelWarm] == "true" &&
+			c.state.Running && c.payload == nil
+	})
+}
+
+func TestWarmPool(t *testing.T) {
+	t.Parallel()
+	const size = 2
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": size}), WithMaxConcurrentRuns(4))
+	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return len(warmIDs(f, r.Instance())) == size })
+	time.Sleep(50 * time.Millisecond)
+	if got := len(warmIDs(f, r.Instance())); got != size {
+		t.Errorf("pool holds %d containers after filling, want %d", got, size)
+	}
+
+	used := map[string]bool{}
+	for i := range 5 {
+		waitFor(t, 5*time.Second, "the pool to refill", func() bool { return poolSize(r, "fake/img") == size })
+		idle := warmIDs(f, r.Instance())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := r.Run(ctx, "fake/img", map[string]any{"mode": "echo", "i": i})
+		cancel()
+		if err != nil {
+			t.Fatalf("Run() #%d error: %v", i, err)
+		}
+		if !res.Warm {
+			t.Errorf("Run() #%d: Warm = false, want true", i)
+		}
+		if !slices.Contains(idle, res.Stdout) {
+			t.Errorf("Run() #%d ran in %s, want one of the idle warm containers %v", i, res.Stdout, idle)
+		}
+		if used[res.Stdout] {
+			t.Errorf("Run() #%d reused container %s", i, res.Stdout)
+		}
+		used[res.Stdout] = true
+	}
+	for id := range used {
+		waitFor(t, 5*time.Second, "used warm container "+id+" to be removed", func() bool { return !f.exists(id) })
+	}
+
+	// An image without a pool runs cold.
+	res, err := r.Run(context.Background(), "fake/other", map[string]any{"mode": "echo"})
+	if err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	if res.Warm {
+		t.Errorf("Run() of an image without a pool: Warm = true")
+	}
+	closeRunner(t, r)
+	if left := f.ids(func(*fakeContainer) bool { return true }); len(left) > 0 {
+		t.Errorf("containers left after Close: %v", left)
+	}
+}
+
+// A warm run must give its place back: the pool and runs together never
+// need more places than the limit.
+func TestWarmPoolReturnsPlaces(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 1}), WithMaxConcurrentRuns(2))
+	for i := range 6 {
+		waitFor(t, 5*time.Second, "the pool to refill", func() bool { return poolSize(r, "fake/img") == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res, err := r.Run(ctx, "fake/img", map[string]any{"mode": "echo"})
+		cancel()
+		if err != nil {
+			t.Fatalf("Run() #%d error: %v", i, err)
+		}
+		if !res.Warm {
+			t.Errorf("Run() #%d: Warm = false, want true", i)
+		}
+	}
+}
+
+// A warm container already holds a place: a run that takes it does not
+// wait for another.
+func TestWarmRunNeedsNoFreePlace(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 1}), WithMaxConcurrentRuns(2))
+	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return poolSize(r, "fake/img") == 1 })
+	// The other place goes to a long run.
+	go r.Run(context.Background(), "fake/other", map[string]any{"mode": "slow", "ms": 3000})
+	waitRunning(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := r.Run(ctx, "fake/img", map[string]any{"mode": "echo"})
+	if err != nil {
+		t.Fatalf("Run() with an idle warm container and no free place: %v", err)
+	}
+	if !res.Warm {
+		t.Errorf("Run(): Warm = false, want true")
+	}
+}
+
+func TestWarmPoolExpires(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 1}), WithWarmMaxAge(30*time.Millisecond))
+	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return poolSize(r, "fake/img") == 1 })
+	first := warmIDs(f, r.Instance())
+	if len(first) != 1 {
+		t.Fatalf("warm containers = %v, want 1", first)
+	}
+	waitFor(t, 5*time.Second, "the first warm container to be retired", func() bool { return !f.exists(first[0]) })
+	waitFor(t, 5*time.Second, "3 containers to be retired", func() bool { return f.count("remove") >= 3 })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.removed {
+		if c.payload != nil {
+			t.Errorf("retired container %s got a payload, but no Run happened", c.id)
+		}
+		if c.config.Labels[LabelWarm] != "true" {
+			t.Errorf("container %s is not a warm one, but no Run happened", c.id)
+		}
+	}
+	if live := len(f.containers); live > DefaultMaxConcurrent {
+		t.Errorf("%d containers exist, want at most %d, the concurrency limit", live, DefaultMaxConcurrent)
+	}
+}
+
+// take must not hand out a container past its age, even before the filler
+// notices.
+func TestWarmPoolTakeSkipsExpired(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 1}), WithWarmMaxAge(time.Hour))
+	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return poolSize(r, "fake/img") == 1 })
+	old := warmIDs(f, r.Instance())[0]
+	func() {
+		r.pool.mu.Lock()
+		defer r.pool.mu.Unlock()
+		q := r.pool.idle[normalizeImage("fake/img")]
+		if len(q) != 1 {
+			t.Fatalf("pool holds %d containers, want 1", len(q))
+		}
+		q[0].created = time.Now().Add(-2 * time.Hour)
+	}()
+	res, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "echo"})
+	if err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	if res.Stdout == old || res.Warm {
+		t.Errorf("Run() = container %s, warm %v; want a cold run, not the expired %s", res.Stdout, res.Warm, old)
+	}
+	waitFor(t, 5*time.Second, "the expired container to be removed", func() bool { return !f.exists(old) })
+}
+
+func TestWarmPoolBacksOff(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	f.failCreate = func(context.Context, *container.Config) error {
+		return errdefs.NotFound(errors.New("No such image: fake/img:latest"))
+	}
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 2}))
+	const window = 700 * time.Millisecond
+	time.Sleep(window)
+	// Backoff from 100ms, doubling: attempts at about 0, 0.1, 0.3 and 0.7s.
+	if got := f.count("create"); got < 2 || got > 6 {
+		t.Errorf("%d create calls in %v while create fails, want 2 to 6: the pool must retry, with backoff", got, window)
+	}
+	// Once create works again, the pool fills.
+	f.setFailCreate(nil)
+	waitFor(t, 5*time.Second, "the pool to fill once create works", func() bool { return poolSize(r, "fake/img") == 2 })
+}
+
+func TestWarmPoolCloseRemovesContainers(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/a": 2, "fake/b": 1}), WithMaxConcurrentRuns(4))
+	waitFor(t, 5*time.Second, "the pools to fill", func() bool { return len(warmIDs(f, r.Instance())) == 3 })
+	closeRunner(t, r)
+	if left := f.ids(func(*fakeContainer) bool { return true }); len(left) > 0 {
+		t.Errorf("containers left after Close: %v", left)
+	}
+	creates := f.count("create")
+	time.Sleep(50 * time.Millisecond)
+	if got := f.count("create"); got != creates {
+		t.Errorf("the pool created %d containers after Close", got-creates)
+	}
+}
+
+func TestKeepContainer(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r, err := New(WithDockerClient(f), WithKeepContainer(true))
+	if err != nil {
+		t.Fatalf("New() error: %v", err)
+	}
+	res, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "answer-then-hang"})
+	if err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	closeRunner(t, r)
+	if !f.exists(res.Stdout) {
+		t.Fatalf("container %s removed, want it kept", res.Stdout)
+	}
+	f.mu.Lock()
+	running := f.containers[res.Stdout].state.Running
+	f.mu.Unlock()
+	if running {
+		t.Errorf("kept container %s still running, want it killed", res.Stdout)
+	}
+	// Reap, by another Runner of the same owner, cleans it up.
+	r2 := newTestRunner(t, f)
+	if n, err := r2.Reap(context.Background()); n != 1 || err != nil {
+		t.Errorf("Reap() = %d, %v; want 1, nil", n, err)
+	}
+}
+
+func TestPingAndVersion(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f)
+	if err := r.Ping(context.Background()); err != nil {
+		t.Errorf("Ping() error: %v", err)
+	}
+	v, err := r.Version(context.Background())
+	if err != nil || v.Version != "28.5.2" {
+		t.Errorf("Version() = %q, %v; want 28.5.2, nil", v.Version, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Ping(ctx); !errors.Is(err, ErrDockerUnixSocket) {
+		t.Errorf("Ping(canceled) error = %v, want %s", err, CodeDockerUnixSocket)
+	}
+}
+
+func TestEncodePayload(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		payload any
+		want    string // "" for an error
+	}{
+		{"map", map[string]any{"a": 1}, `{"a":1}`},
+		{"struct", struct {
+			A string `json:"a"`
+		}{"x"}, `{"a":"x"}`},
+		{"raw message verbatim", json.RawMessage(` {"b": 2,  "a":1}`), ` {"b": 2,  "a":1}`},
+		{"bytes verbatim", []byte(`{"z":[1, 2]}`), `{"z":[1, 2]}`},
+		{"raw array", json.RawMessage(`[1]`), ""},
+		{"raw invalid", json.RawMessage(`{"a":}`), ""},
+		{"raw two objects", json.RawMessage(`{}{}`), ""},
+		{"raw empty", json.RawMessage(``), ""},
+		{"string", "hello", ""},
+		{"nil", nil, ""},
+		{"too big", json.RawMessage(`{"a":"` + strings.Repeat("x", MaxPayloadSize) + `"}`), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := encodePayload(tt.payload)
+			if tt.want == "" {
+				if !errors.Is(err, ErrPayloadSerialize) {
+					t.Errorf("encodePayload() = %q, %v; want %s", got, err, CodePayloadSerialize)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("encodePayload() error: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, string(got)); diff != "" {
+				t.Errorf("encodePayload() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestErrorMatching(t *testing.T) {
+	t.Parallel()
+	cause := errdefs.NotFound(errors.New("no such image"))
+	err := fmt.Errorf("run: %w", errorf(CodeContainerCreate, cause, "create container from image %q", "x"))
+	tests := []struct {
+		name   string
+		target error
+		want   bool
+	}{
+		{"own sentinel", ErrContainerCreate, true},
+		{"code only", &Error{Code: CodeContainerCreate}, true},
+		{"other sentinel", ErrContainerStart, false},
+		{"target with a message", &Error{Code: CodeContainerCreate, Message: "x"}, false},
+		{"cause", cause, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := errors.Is(err, tt.target); got != tt.want {
+				t.Errorf("errors.Is(%v, %v) = %v, want %v", err, tt.target, got, tt.want)
+			}
+		})
+	}
+	if diff := cmp.Diff(CodeContainerCreate, ErrorCode(err)); diff != "" {
+		t.Errorf("ErrorCode() mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Code(""), ErrorCode(errors.New("plain"))); diff != "" {
+		t.Errorf("ErrorCode(plain) mismatch (-want +got):\n%s", diff)
+	}
+	want := `docker.container.create: create container from image "x": no such image`
+	if diff := cmp.Diff(want, errors.Unwrap(err).Error()); diff != "" {
+		t.Errorf("Error() mismatch (-want +got):\n%s", diff)
+	}
+}
