@@ -57,7 +57,8 @@ type Runner struct {
 	specMu sync.Mutex
 	specs  map[string]*container.Config // per image, prepared once
 
-	live    sync.Map // container ID -> struct{}: containers this Runner still owns
+	live    sync.Map // container ID -> struct{}: containers in use by a run or the pool
+	orphans sync.Map // container ID -> struct{}: removals that failed, for Reap
 	pool    *pool
 	removes sync.WaitGroup // background removals in flight
 	removeQ chan struct{}  // bounds removals in parallel
@@ -455,16 +456,14 @@ func (r *Runner) dispose(c *box) {
 }
 
 // remove force-removes the container. If the daemon cannot be reached, the
-// container stays listed as live, and [Runner.Reap] removes it later.
+// container is remembered as an orphan, and [Runner.Reap] removes it later.
 func (r *Runner) remove(c *box) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.dockerTimeout)
 	defer cancel()
 	err := r.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !errdefs.IsNotFound(err) {
-		r.log.Warn("remove container", "container", short(c.id), "error", err)
-		if !errdefs.IsConflict(err) { // a conflict means removal is already under way
-			return
-		}
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) { // a conflict: removal under way
+		r.log.Warn("remove container: Reap will retry", "container", short(c.id), "error", err)
+		r.orphans.Store(c.id, struct{}{})
 	}
 	r.live.Delete(c.id)
 }
@@ -490,14 +489,21 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 			if _, ok := r.live.Load(s.ID); ok {
 				continue
 			}
+			// Neither in use nor a failed removal: a container created a
+			// moment ago may not be tracked yet.
+			_, orphan := r.orphans.Load(s.ID)
+			if young := time.Since(time.Unix(s.Created, 0)) < 2*r.cfg.dockerTimeout; !orphan && young {
+				continue
+			}
 		}
 		err := r.docker.ContainerRemove(ctx, s.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 		switch {
 		case err == nil:
 			n++
-			r.live.Delete(s.ID)
+			r.orphans.Delete(s.ID)
 			r.log.Info("reaped container", "container", short(s.ID), "owner_instance", s.Labels[LabelInstance])
 		case errdefs.IsNotFound(err) || errdefs.IsConflict(err):
+			r.orphans.Delete(s.ID)
 		default:
 			errs = append(errs, err)
 		}
