@@ -25,6 +25,7 @@ type config struct {
 	queueTimeout time.Duration
 	maxBody      int64
 	reapInterval time.Duration
+	debugAddr    string
 	logLevel     slog.Level
 	logFormat    string
 
@@ -138,9 +139,10 @@ func loadConfig(lookup func(string) (string, bool)) (*config, error) {
 		queueTimeout: e.seconds("SERVER_QUEUE_TIMEOUT", dockerrun.DefaultQueueWait, 1, 3600),
 		maxBody:      e.int("SERVER_MAX_BODY_SIZE", 8<<20, 1024, 1<<30),
 		reapInterval: e.seconds("SERVER_REAP_INTERVAL", time.Minute, 0, 86400),
+		debugAddr:    e.str("SERVER_DEBUG_ADDR", ""),
 		logFormat:    e.str("LOG_FORMAT", "json"),
 
-		socketPath:    e.str("DOCKER_UNIX_SOCKET_PATH", ""),
+		socketPath: e.str("DOCKER_UNIX_SOCKET_PATH", ""),
 		// One bound for every daemon call: the larger of the two timeouts
 		// that are set, or the default.
 		dockerTimeout: max(e.seconds("DOCKER_UNIX_SOCKET_READ_TIMEOUT", 0, 1, 3600), e.seconds("DOCKER_UNIX_SOCKET_WRITE_TIMEOUT", 0, 1, 3600)),
@@ -199,6 +201,9 @@ func loadConfig(lookup func(string) (string, bool)) (*config, error) {
 	if _, err := netip.ParseAddr(c.listenAddr); err != nil && c.listenAddr != "localhost" {
 		e.bad("SERVER_LISTEN_ADDR", c.listenAddr, "want an IP address such as 127.0.0.1 or 0.0.0.0")
 	}
+	if c.debugAddr != "" && !loopback(c.debugAddr) {
+		e.bad("SERVER_DEBUG_ADDR", c.debugAddr, "want a loopback address and port such as 127.0.0.1:6060: the debug listener has no token")
+	}
 	if v, ok := lookup("LOG_LEVEL"); ok {
 		if err := c.logLevel.UnmarshalText([]byte(v)); err != nil {
 			e.bad("LOG_LEVEL", v, "want debug, info, warn or error")
@@ -223,6 +228,22 @@ func loadConfig(lookup func(string) (string, bool)) (*config, error) {
 		return nil, errors.New("invalid configuration:\n  " + strings.Join(e.problems, "\n  "))
 	}
 	return c, nil
+}
+
+// loopback reports whether addr is host:port with a loopback host.
+func loopback(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // addr is the address to listen on.

@@ -7,18 +7,25 @@
 // default. On SIGTERM or SIGINT the server stops accepting, lets runs in
 // flight finish (up to the execution time limit), removes their containers
 // and exits 0.
+//
+// SERVER_DEBUG_ADDR (off by default; a loopback address only) opens a second
+// listener with net/http/pprof under /debug/pprof/ and the goroutine count
+// under /debug/vars.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -73,6 +80,17 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 		go reapEvery(ctx, runner, cfg.reapInterval, log)
 	}
 
+	if cfg.debugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.debugAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (SERVER_DEBUG_ADDR): %w", cfg.debugAddr, err)
+		}
+		dsrv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go dsrv.Serve(dln)
+		defer dsrv.Close()
+		log.Info("debug listening", "addr", dln.Addr().String())
+	}
+
 	handler, err := httpapi.New(httpapi.Config{
 		Runner:       runner,
 		AccessToken:  cfg.accessToken,
@@ -118,6 +136,23 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// debugHandler serves what SERVER_DEBUG_ADDR exposes: net/http/pprof under
+// /debug/pprof/ and, under /debug/vars, a JSON object with the number of
+// goroutines, for leak checks.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/vars", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]int{"goroutines": runtime.NumGoroutine()})
+	})
+	return mux
 }
 
 // reapEvery removes leftover containers periodically until ctx is done.

@@ -1,0 +1,388 @@
+package adversarial
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/dockerrun/dockerrun/internal/testenv"
+)
+
+// A server killed with SIGKILL mid-run leaves its container behind; the
+// next server with the same SERVER_INSTANCE_NAME removes it at start-up,
+// before it listens.
+func TestKill9Reap(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, rt string) {
+		testenv.LanguageImages(t, "python", "bash")
+		owner := "adversarial-kill9-" + randomHex(t, 4)
+		t.Cleanup(func() { removeOwned(t, owner) })
+		dead := startRaw(t, "DOCKER_CONTAINER_RUNTIME="+rt, "SERVER_INSTANCE_NAME="+owner)
+		go dead.post(pythonImage, pythonPayload("import time\ntime.sleep(3600)\n"))
+		waitOwned(t, owner, "running", 30*time.Second)
+		dead.kill9(t)
+		time.Sleep(time.Second)
+		left := testenv.Containers(t, ownerLabel, owner)
+		if len(left) != 1 {
+			t.Fatalf("%d containers left by the killed server; want its one run's", len(left))
+		}
+
+		tg := start(t, rt, "SERVER_INSTANCE_NAME="+owner)
+		n, err := logged(tg.Logs(), "removed containers left by an earlier instance", "count")
+		if err != nil || n != "1" {
+			t.Fatalf("the new server did not log removing 1 container (%q, %v):\n%s", n, err, tg.Logs())
+		}
+		// start waited for its own first run's container to go: nothing of
+		// the owner is left.
+		if c := testenv.Containers(t, ownerLabel, owner); len(c) > 0 {
+			t.Fatalf("%d containers of %s after the new server started", len(c), owner)
+		}
+		record(t, "kill9-reap", rt, fmt.Sprintf("1 container (%s) left by the killed server; the new server removed it before listening", left[0].State))
+	})
+}
+
+// TestDaemonRestart restarts dockerd while a run is in flight: the run ends
+// with an error, /healthz answers 503 while the daemon is away and 200 once
+// it is back, the periodic reaper (SERVER_REAP_INTERVAL=1) removes the
+// container left behind, and a run succeeds again. It disturbs every other
+// test that uses Docker, so it runs only when DOCKERRUN_DAEMON_RESTART_TEST
+// is 1, alone (.ci/run runs it last).
+func TestDaemonRestart(t *testing.T) {
+	if os.Getenv("DOCKERRUN_DAEMON_RESTART_TEST") != "1" {
+		t.Skip("restarts dockerd: set DOCKERRUN_DAEMON_RESTART_TEST=1 and run it alone, as .ci/run does")
+	}
+	eachRuntimeAlone(t, func(t *testing.T, rt string) {
+		tg := start(t, rt, "SERVER_REAP_INTERVAL=1")
+		inflight := tg.goPython("import time\ntime.sleep(3600)\n")
+		tg.waitRunning(30 * time.Second)
+
+		polling, stopPolling := context.WithCancel(context.Background())
+		health := make(chan []int, 1)
+		go func() { health <- pollHealth(polling, tg) }()
+
+		away := restartDockerd(t)
+		// Whether the run's own clean-up removed its container before the
+		// daemon went away depends on how fast the daemon stopped it.
+		leftover := len(testenv.Containers(t, ownerLabel, tg.Owner))
+
+		var r response
+		select {
+		case r = <-inflight:
+		case <-time.After(time.Minute):
+			t.Fatal("the run in flight did not end within a minute of the restart")
+		}
+		if r.status < 500 {
+			t.Fatalf("the run in flight: %s; want a 5xx error", r.detail())
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			h, err := tg.do(ctx, http.MethodGet, "/healthz", nil, nil)
+			cancel()
+			if err == nil && h.status == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/healthz not 200 within 30 s of the daemon's return: %v %s", err, h.detail())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		reaped := time.Now()
+		testenv.WaitNoContainers(t, ownerLabel, tg.Owner, 30*time.Second)
+		stopPolling()
+		seen := <-health
+		if !slices.Contains(seen, http.StatusServiceUnavailable) {
+			t.Errorf("/healthz never answered 503 while the daemon was away (seen %v)", seen)
+		}
+		cleanup := "the run's own clean-up had removed its container before dockerd stopped"
+		if leftover > 0 {
+			cleanup = fmt.Sprintf("%d container left when dockerd came back, reaped within %.1f s", leftover, time.Since(reaped).Seconds())
+		}
+		how := ""
+		if m := regexp.MustCompile(`exit code (\d+)`).FindStringSubmatch(r.message); m != nil {
+			how = " (the container's exit code: " + m[1] + ")"
+		}
+		record(t, "daemon-restart", rt, fmt.Sprintf("the run in flight: %v%s; /healthz went %s over the %.0f s restart; %s; the next run succeeded",
+			r, how, statusPath(seen), away.Seconds(), cleanup))
+	})
+}
+
+// statusPath writes statuses as "200 → 503 → 200".
+func statusPath(statuses []int) string {
+	s := make([]string, len(statuses))
+	for i, st := range statuses {
+		s[i] = strconv.Itoa(st)
+	}
+	return strings.Join(s, " → ")
+}
+
+// pollHealth polls /healthz until ctx is done and returns the statuses it
+// saw, in order, without repeats.
+func pollHealth(ctx context.Context, tg *target) []int {
+	var seen []int
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		r, err := tg.do(rctx, http.MethodGet, "/healthz", nil, nil)
+		cancel()
+		if err == nil && (len(seen) == 0 || seen[len(seen)-1] != r.status) {
+			seen = append(seen, r.status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return seen
+}
+
+// restartDockerd stops dockerd with SIGTERM and starts it again the way
+// .ci/setup-docker.sh does, then waits until it answers. It returns how long
+// the daemon was away.
+func restartDockerd(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/var/run/docker.pid")
+	if err != nil {
+		t.Fatalf("dockerd's pid: %v (this test restarts a dockerd started by .ci/setup-docker.sh)", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !alive(pid) {
+		t.Fatalf("dockerd's pid %q: not a running process", b)
+	}
+	t.Cleanup(func() { ensureDockerd(t) })
+	stopped := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM dockerd: %v", err)
+	}
+	for alive(pid) {
+		if time.Since(stopped) > 90*time.Second {
+			t.Fatalf("dockerd (pid %d) still running 90 s after SIGTERM", pid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	startDockerd(t)
+	if err := waitDockerd(90 * time.Second); err != nil {
+		t.Fatalf("dockerd did not answer after the restart: %v", err)
+	}
+	return time.Since(stopped)
+}
+
+// alive reports whether pid is a process that has not exited.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses; Z is a zombie.
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// startDockerd starts dockerd as .ci/setup-docker.sh does (but appending to
+// its log), in a session of its own so that it outlives the test.
+func startDockerd(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", "nohup dockerd >>/var/log/dockerd.log 2>&1 & echo $! >/var/run/dockerrun-dockerd.pid")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("start dockerd: %v\n%s", err, out)
+	}
+}
+
+// waitDockerd waits until the daemon answers a ping.
+func waitDockerd(timeout time.Duration) error {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.Ping(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// ensureDockerd starts dockerd if a failed test left it stopped.
+func ensureDockerd(t *testing.T) {
+	if waitDockerd(5*time.Second) == nil {
+		return
+	}
+	b, _ := os.ReadFile("/var/run/docker.pid")
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && alive(pid) {
+		if waitDockerd(60*time.Second) == nil {
+			return
+		}
+	}
+	t.Log("dockerd is not running after the test: starting it")
+	startDockerd(t)
+	if err := waitDockerd(90 * time.Second); err != nil {
+		t.Errorf("dockerd does not answer: %v", err)
+	}
+}
+
+// waitOwned waits until a container of owner is in state.
+func waitOwned(t *testing.T, owner, state string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, c := range testenv.Containers(t, ownerLabel, owner) {
+			if c.State == state {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no container of %s %s within %v", owner, state, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// removeOwned removes every container of owner, for a test that failed
+// before the server under test could.
+func removeOwned(t *testing.T, owner string) {
+	cli := testenv.Docker(t)
+	for _, c := range testenv.Containers(t, ownerLabel, owner) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		cancel()
+	}
+}
+
+// rawServer is a docker-run process that the test may kill: testenv's
+// servers must exit 0.
+type rawServer struct {
+	url, token string
+	cmd        *exec.Cmd
+	exited     chan struct{}
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// serverBinary builds cmd/docker-run once per test binary.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "adversarial"); binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "docker-run"), "github.com/dockerrun/dockerrun/cmd/docker-run").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build docker-run: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "docker-run")
+}
+
+// startRaw starts docker-run on a free loopback port with env and waits
+// until it listens. At the end of the test it is killed if still running.
+func startRaw(t *testing.T, env ...string) *rawServer {
+	t.Helper()
+	s := &rawServer{token: randomHex(t, 16), exited: make(chan struct{})}
+	s.cmd = exec.Command(serverBinary(t))
+	s.cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"API_ACCESS_TOKEN=" + s.token,
+		"SERVER_LISTEN_ADDR=127.0.0.1",
+		"SERVER_LISTEN_PORT=0",
+		"LOG_FORMAT=json",
+	}, env...)
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		s.cmd.Env = append(s.cmd.Env, "DOCKER_HOST="+h)
+	}
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
+				addr <- rec.Addr
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.exited
+	})
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case <-s.exited:
+		t.Fatal("docker-run exited before listening")
+	case <-time.After(30 * time.Second):
+		t.Fatal("docker-run did not listen within 30 s")
+	}
+	return s
+}
+
+// post runs payload and returns the error, if any; the answer is dropped.
+func (s *rawServer) post(image string, payload any) error {
+	body, err := json.Marshal(map[string]any{"image": image, "payload": payload})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(http.MethodPost, s.url+"/run", strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Access-Token", s.token)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// kill9 kills the server with SIGKILL and waits until it is gone.
+func (s *rawServer) kill9(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("docker-run still running 10 s after SIGKILL")
+	}
+}

@@ -1,0 +1,243 @@
+package adversarial
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// probe runs code, which prints one JSON object, and decodes it into v.
+func probe(t *testing.T, tg *target, code string, v any) response {
+	t.Helper()
+	r := tg.python(context.Background(), code)
+	if r.status != http.StatusOK || r.agentErr != "" {
+		t.Fatalf("probe: want 200, got %s", r.detail())
+	}
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("probe output %q: %v", r.stdout, err)
+	}
+	return r
+}
+
+// Probes from inside a container. gVisor shows less of /proc/self/status
+// (no NoNewPrivs line; Seccomp 0, because the sentry applies its own filter
+// on the host rather than Docker's profile inside), so the checks that
+// matter are made with system calls in both.
+func TestProbes(t *testing.T) {
+	eachRuntime(t, func(t *testing.T, rt string) {
+		secret := randomHex(t, 16)
+		// The server's secrets: its token and a decoy in its environment.
+		tg := start(t, rt, "AWS_SECRET_ACCESS_KEY="+secret)
+
+		t.Run("network", func(t *testing.T) {
+			t.Parallel()
+			var got struct {
+				Interfaces []string          `json:"interfaces"`
+				DNS        string            `json:"dns"`
+				Routes     int               `json:"routes"`
+				Connect    map[string]string `json:"connect"`
+			}
+			r := probe(t, tg, `
+import json, os, socket
+out = {"interfaces": sorted(os.listdir("/sys/class/net")), "connect": {}}
+try:
+    socket.getaddrinfo("example.com", 443)
+    out["dns"] = "resolved"
+except OSError as e:
+    out["dns"] = str(e)
+try:
+    out["routes"] = len(open("/proc/net/route").read().splitlines()[1:])
+except OSError:
+    out["routes"] = -1
+for host, port in [("1.1.1.1", 53), ("172.17.0.1", 2375), ("10.0.0.1", 80), ("2606:4700:4700::1111", 53)]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        out["connect"][host] = "connected"
+    except OSError as e:
+        out["connect"][host] = os.strerror(e.errno) if e.errno else str(e)
+    finally:
+        s.close()
+print(json.dumps(out))
+`, &got)
+			if !slices.Equal(got.Interfaces, []string{"lo"}) {
+				t.Errorf("interfaces %q: want only lo", got.Interfaces)
+			}
+			if got.DNS == "resolved" {
+				t.Errorf("DNS resolved example.com")
+			}
+			if got.Routes != 0 {
+				t.Errorf("%d routes in /proc/net/route: want none", got.Routes)
+			}
+			// Linux has no route; gVisor's netstack says the same in
+			// other words.
+			want := "Network is unreachable"
+			if rt == runsc {
+				want = "No route to host"
+			}
+			for host, res := range got.Connect {
+				if res != want {
+					t.Errorf("connect to %s: %q; want %s", host, res, want)
+				}
+			}
+			if len(got.Connect) != 4 {
+				t.Errorf("connect results %v: want 4", got.Connect)
+			}
+			record(t, "probe-network", rt, fmt.Sprintf("%v; interfaces %v, no routes, DNS fails (%s), TCP to 4 addresses (IPv4, IPv6, Docker's bridge): %s", r, got.Interfaces, clip(got.DNS, 40), want))
+		})
+
+		t.Run("privileges", func(t *testing.T) {
+			t.Parallel()
+			var got struct {
+				Status      map[string]string `json:"status"`
+				NoNewPrivs  int               `json:"no_new_privs"`
+				Setuid      string            `json:"setuid"`
+				Unshare     string            `json:"unshare"`
+				Mount       string            `json:"mount"`
+				SetHostname string            `json:"sethostname"`
+			}
+			r := probe(t, tg, `
+import ctypes, errno, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+def err(rc):
+    return "OK" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+out = {"status": {}}
+for line in open("/proc/self/status"):
+    k, _, v = line.partition(":")
+    if k.startswith("Cap") or k in ("NoNewPrivs", "Seccomp"):
+        out["status"][k] = v.strip()
+out["no_new_privs"] = libc.prctl(39, 0, 0, 0, 0)  # PR_GET_NO_NEW_PRIVS
+try:
+    os.setuid(0)
+    out["setuid"] = "OK"
+except OSError as e:
+    out["setuid"] = errno.errorcode[e.errno]
+out["unshare"] = err(libc.unshare(0x10000000))  # CLONE_NEWUSER
+out["mount"] = err(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+out["sethostname"] = err(libc.sethostname(b"x", 1))
+print(json.dumps(out))
+`, &got)
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd"} {
+				if got.Status[k] != "0000000000000000" {
+					t.Errorf("%s = %q; want no capabilities", k, got.Status[k])
+				}
+			}
+			if v, ok := got.Status["CapAmb"]; ok && v != "0000000000000000" {
+				t.Errorf("CapAmb = %q; want no capabilities", v)
+			}
+			if got.NoNewPrivs != 1 {
+				t.Errorf("prctl(PR_GET_NO_NEW_PRIVS) = %d; want 1", got.NoNewPrivs)
+			}
+			if got.Setuid != "EPERM" || got.Mount != "EPERM" || got.SetHostname != "EPERM" {
+				t.Errorf("setuid(0) %s, mount %s, sethostname %s: want EPERM for each", got.Setuid, got.Mount, got.SetHostname)
+			}
+			var note string
+			switch rt {
+			case runc:
+				if got.Status["NoNewPrivs"] != "1" || got.Status["Seccomp"] != "2" {
+					t.Errorf("NoNewPrivs %q, Seccomp %q: want 1 and 2 (filter)", got.Status["NoNewPrivs"], got.Status["Seccomp"])
+				}
+				if got.Unshare != "EPERM" {
+					t.Errorf("unshare(CLONE_NEWUSER) = %s; want EPERM from Docker's seccomp profile", got.Unshare)
+				}
+				note = "NoNewPrivs 1 (status and prctl), Seccomp 2 (Docker's profile)"
+			default:
+				if _, ok := got.Status["NoNewPrivs"]; ok {
+					t.Errorf("gVisor now shows NoNewPrivs in /proc/self/status (%q): update the test", got.Status["NoNewPrivs"])
+				}
+				note = fmt.Sprintf("NoNewPrivs 1 by prctl (gVisor's status has no such line), Seccomp %q inside the sandbox (gVisor filters the sentry's own system calls on the host)", got.Status["Seccomp"])
+			}
+			record(t, "probe-privileges", rt, fmt.Sprintf("%v; all capability sets 0; %s; setuid(0) %s, mount %s, sethostname %s, unshare(CLONE_NEWUSER) %s",
+				r, note, got.Setuid, got.Mount, got.SetHostname, got.Unshare))
+		})
+
+		t.Run("user", func(t *testing.T) {
+			t.Parallel()
+			var got struct {
+				UID, EUID, GID, EGID int
+				Groups               []int
+			}
+			r := probe(t, tg, `
+import json, os
+print(json.dumps({"UID": os.getuid(), "EUID": os.geteuid(), "GID": os.getgid(), "EGID": os.getegid(), "Groups": os.getgroups()}))
+`, &got)
+			if got.UID != 1000 || got.EUID != 1000 || got.GID != 1000 || got.EGID != 1000 || slices.Contains(got.Groups, 0) {
+				t.Errorf("uid %d euid %d gid %d egid %d groups %v: want 1000 and no group 0", got.UID, got.EUID, got.GID, got.EGID, got.Groups)
+			}
+			record(t, "probe-user", rt, fmt.Sprintf("%v; uid %d, gid %d, groups %v", r, got.UID, got.GID, got.Groups))
+		})
+
+		t.Run("docker socket", func(t *testing.T) {
+			t.Parallel()
+			var got struct {
+				Present []string `json:"present"`
+				Sockets []string `json:"sockets"`
+			}
+			r := probe(t, tg, `
+import json, os, stat
+paths = ["/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock"]
+out = {"present": [p for p in paths if os.path.lexists(p)], "sockets": []}
+for top in ("/run", "/var/run", "/tmp", "/home", "/dev"):
+    for root, dirs, files in os.walk(top):
+        for f in files:
+            p = os.path.join(root, f)
+            try:
+                if stat.S_ISSOCK(os.lstat(p).st_mode):
+                    out["sockets"].append(p)
+            except OSError:
+                pass
+print(json.dumps(out))
+`, &got)
+			if len(got.Present) > 0 || len(got.Sockets) > 0 {
+				t.Errorf("found %v and sockets %v: want none", got.Present, got.Sockets)
+			}
+			record(t, "probe-docker-socket", rt, r.String()+"; no Docker or containerd socket, no Unix socket under /run, /var/run, /tmp, /home, /dev")
+		})
+
+		t.Run("environment", func(t *testing.T) {
+			t.Parallel()
+			var got struct {
+				Env      []string `json:"env"`
+				InitEnv  string   `json:"init_env"`
+				InitArgs string   `json:"init_args"`
+			}
+			r := probe(t, tg, `
+import json, os
+def read(p):
+    try:
+        return open(p, "rb").read().decode(errors="replace").replace("\0", " ")
+    except OSError as e:
+        return "error: " + e.strerror
+print(json.dumps({"env": sorted(os.environ), "init_env": read("/proc/1/environ"), "init_args": read("/proc/1/cmdline")}))
+`, &got)
+			for _, s := range []string{tg.Token, secret} {
+				if strings.Contains(string(r.body), s) {
+					t.Fatalf("a secret of the server's is visible inside the container: %s", r.detail())
+				}
+			}
+			for _, k := range got.Env {
+				if strings.HasPrefix(k, "API_") || strings.HasPrefix(k, "SERVER_") || strings.HasPrefix(k, "DOCKER_") || strings.HasPrefix(k, "AWS_") {
+					t.Errorf("environment variable %s of the server's is visible", k)
+				}
+			}
+			record(t, "probe-environment", rt, fmt.Sprintf("%v; neither API_ACCESS_TOKEN nor a decoy secret of the server's anywhere; variables: %s", r, strings.Join(got.Env, " ")))
+		})
+	})
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
