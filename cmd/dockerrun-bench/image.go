@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/docker/docker/errdefs"
+	"github.com/dockerrun/dockerrun/internal/testenv"
+)
+
+// trivialImage is the image of the "trivial" rows: a static agent FROM
+// scratch that answers at once.
+const trivialImage = "dockerrun-bench/probe:latest"
+
+// benchImage is an image and the payload its rows run.
+type benchImage struct {
+	name    string // "trivial" or "python"
+	ref     string
+	payload json.RawMessage
+	// wantStdout is what the answer's "stdout" must contain.
+	wantStdout string
+}
+
+// answer is the container's answer, as far as the benchmark checks it.
+type answer struct {
+	Stdout *string `json:"stdout"`
+	Stderr *string `json:"stderr"`
+	Error  *string `json:"error"`
+}
+
+// check returns an error unless raw is the answer the image should give.
+func (img *benchImage) check(raw []byte) error {
+	var a answer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return fmt.Errorf("answer is not JSON: %w: %.200q", err, raw)
+	}
+	if a.Stdout == nil || a.Stderr == nil || a.Error == nil {
+		return fmt.Errorf("answer lacks stdout, stderr or error: %.200q", raw)
+	}
+	return img.checkStdout(*a.Stdout, *a.Error)
+}
+
+func (img *benchImage) checkStdout(stdout, errText string) error {
+	if errText != "" || !strings.Contains(stdout, img.wantStdout) {
+		return fmt.Errorf("answer stdout %.100q, error %.100q: want stdout with %q and no error", stdout, errText, img.wantStdout)
+	}
+	return nil
+}
+
+// image returns the named image, building the trivial one.
+func (bn *bench) image(ctx context.Context, name string) (*benchImage, error) {
+	switch name {
+	case "trivial":
+		if err := bn.buildTrivial(); err != nil {
+			return nil, err
+		}
+		return &benchImage{
+			name:       name,
+			ref:        trivialImage,
+			payload:    json.RawMessage(`{"mode":"echo","text":"hello"}`),
+			wantStdout: `"text":"hello"`,
+		}, nil
+	case "python":
+		if _, err := bn.cli.ImageInspect(ctx, bn.o.pythonImage); err != nil {
+			if errdefs.IsNotFound(err) {
+				return nil, fmt.Errorf("image %s is missing: build it with examples/images/build.sh python, or leave python out of -images", bn.o.pythonImage)
+			}
+			return nil, fmt.Errorf("inspect %s: %w", bn.o.pythonImage, err)
+		}
+		return &benchImage{
+			name:       name,
+			ref:        bn.o.pythonImage,
+			payload:    json.RawMessage(`{"language":"python","files":[{"name":"main.py","content":"print('hello')"}]}`),
+			wantStdout: "hello\n",
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown image %q", name)
+}
+
+// buildTrivial builds the probe agent of the integration tests statically
+// and puts it alone in an image FROM scratch.
+func (bn *bench) buildTrivial() error {
+	bn.logf("building %s", trivialImage)
+	bin := filepath.Join(bn.tmp, "probe")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/dockerrun/dockerrun/internal/testenv/probe")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build probe: %v\n%s", err, out)
+	}
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	return testenv.BuildImage(bn.cli, trivialImage, map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY probe /probe\nCOPY passwd /etc/passwd\nUSER 1000\nCMD [\"/probe\"]\n"),
+		"probe":      exe,
+		"passwd":     []byte("root:x:0:0:root:/root:/probe\nglot:x:1000:1000:glot:/home/glot:/probe\n"),
+	})
+}
