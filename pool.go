@@ -86,7 +86,7 @@ func (p *pool) take(image string) *box {
 	for len(p.idle[image]) > 0 && c == nil {
 		c = p.idle[image][0]
 		p.idle[image] = p.idle[image][1:]
-		if time.Since(c.created) > p.r.cfg.warmMaxAge {
+		if time.Since(c.ready) > p.r.cfg.warmMaxAge {
 			p.r.dispose(c)
 			c = nil
 		}
@@ -214,7 +214,7 @@ func (p *pool) expire(image string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.idle[image]
-	for len(q) > 0 && time.Since(q[0].created) > p.r.cfg.warmMaxAge {
+	for len(q) > 0 && time.Since(q[0].ready) > p.r.cfg.warmMaxAge {
 		p.r.dispose(q[0])
 		q = q[1:]
 	}

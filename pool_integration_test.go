@@ -213,7 +213,7 @@ func TestPoolDeadlineStartsWithThePayload(t *testing.T) {
 func TestPoolReplacesOldContainers(t *testing.T) {
 	t.Parallel()
 	// Long enough for a loaded machine to fill the pool within it.
-	const maxAge = 3 * time.Second
+	const maxAge = 5 * time.Second
 	image := testenv.Probe(t)
 	r, owner := newOwnedRunner(t,
 		dockerrun.WithWarmPool(map[string]int{image: 2}),

@@ -259,11 +259,11 @@ func encodePayload(payload any) ([]byte, error) {
 // box is one container, created, attached and started, waiting for its
 // payload on stdin.
 type box struct {
-	id      string
-	image   string
-	warm    bool
-	created time.Time
-	stream  types.HijackedResponse
+	id     string
+	image  string
+	warm   bool
+	ready  time.Time // started and waiting for its payload since
+	stream types.HijackedResponse
 }
 
 // prepare creates, attaches and starts a container of image. On error the
@@ -279,7 +279,7 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool) (*box, er
 	if err != nil {
 		return nil, r.dockerError(ctx, CodeContainerCreate, err, "create container from image %q (is the image on the daemon? it is never pulled)", image)
 	}
-	c := &box{id: resp.ID, image: image, warm: warm, created: time.Now()}
+	c := &box{id: resp.ID, image: image, warm: warm}
 	r.live.Store(c.id, struct{}{})
 
 	// Attach before start, so that no output is lost.
@@ -293,6 +293,7 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool) (*box, er
 		r.remove(c)
 		return nil, r.dockerError(ctx, CodeContainerStart, err, "start container %s", short(c.id))
 	}
+	c.ready = time.Now()
 	return c, nil
 }
 

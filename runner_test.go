@@ -1324,7 +1324,7 @@ func TestWarmPoolTakeSkipsExpired(t *testing.T) {
 		if len(q) != 1 {
 			t.Fatalf("pool holds %d containers, want 1", len(q))
 		}
-		q[0].created = time.Now().Add(-2 * time.Hour)
+		q[0].ready = time.Now().Add(-2 * time.Hour)
 	}()
 	res, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "echo"})
 	if err != nil {
