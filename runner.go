@@ -269,18 +269,30 @@ type box struct {
 // prepare creates, attaches and starts a container of image. On error the
 // container, if created, is removed and the error is an *Error.
 func (r *Runner) prepare(ctx context.Context, image string, warm bool) (*box, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
-	defer cancel()
-
+	if ctx.Err() != nil {
+		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled before the container was created")
+	}
+	// The create is not cut short by the caller: one abandoned midway can
+	// leave a container that the daemon made and nobody knows of. The
+	// caller's cancellation is checked as soon as it returns.
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.dockerTimeout)
+	defer ccancel()
 	// The Docker client edits the configurations it is given: pass copies.
 	spec, host := *r.spec(image, warm), r.host
 	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
-	resp, err := r.docker.ContainerCreate(ctx, &spec, &host, nil, nil, "")
+	resp, err := r.docker.ContainerCreate(cctx, &spec, &host, nil, nil, "")
 	if err != nil {
-		return nil, r.dockerError(ctx, CodeContainerCreate, err, "create container from image %q (is the image on the daemon? it is never pulled)", image)
+		return nil, r.dockerError(cctx, CodeContainerCreate, err, "create container from image %q (is the image on the daemon? it is never pulled)", image)
 	}
 	c := &box{id: resp.ID, image: image, warm: warm}
 	r.live.Store(c.id, struct{}{})
+
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
+	defer cancel()
+	if ctx.Err() != nil {
+		r.remove(c)
+		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled while the container was created; it was removed")
+	}
 
 	// Attach before start, so that no output is lost.
 	c.stream, err = r.docker.ContainerAttach(ctx, c.id, container.AttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
