@@ -57,11 +57,13 @@ func newPool(r *Runner, sizes map[string]int) *pool {
 		}
 		image = normalizeImage(image)
 		p.wake[image] = make(chan struct{}, 1)
+		p.backoff[image] = poolBackoffMin
 		fillers[image] = max(fillers[image], n)
 	}
-	// Start the fillers only once p.wake is complete: they read it unlocked.
+	// Start the fillers only once the maps are complete: they read p.wake
+	// unlocked, and another image's filler may already lock and read the
+	// others.
 	for image, n := range fillers {
-		p.backoff[image] = poolBackoffMin
 		for range min(n, poolFillers) {
 			p.wg.Add(1)
 			go p.fill(image, n)
