@@ -218,6 +218,17 @@ func TestRunConcurrencyLimit(t *testing.T) {
 	const limit, runs = 2, 6
 	r, owner := newOwnedRunner(t, dockerrun.WithMaxConcurrentRuns(limit))
 	image := testenv.Probe(t)
+	peak := peakContainers(t, r, owner, image, runs)
+	if peak > limit || peak == 0 {
+		t.Errorf("at most %d containers existed at once, want 1 to %d", peak, limit)
+	}
+}
+
+// peakContainers starts runs short runs of image at once and returns the
+// most containers of owner seen at one time while they ran; every run must
+// succeed.
+func peakContainers(t *testing.T, r *dockerrun.Runner, owner, image string, runs int) int {
+	t.Helper()
 	errs := make(chan error, runs)
 	for range runs {
 		go func() {
@@ -237,7 +248,5 @@ func TestRunConcurrencyLimit(t *testing.T) {
 			peak = max(peak, len(testenv.Containers(t, dockerrun.LabelOwner, owner)))
 		}
 	}
-	if peak > limit || peak == 0 {
-		t.Errorf("at most %d containers existed at once, want 1 to %d", peak, limit)
-	}
+	return peak
 }

@@ -477,25 +477,7 @@ func TestPoolCountsAgainstTheConcurrencyLimit(t *testing.T) {
 	waitPool(t, owner, size, 30*time.Second)
 
 	const runs = 3
-	errs := make(chan error, runs)
-	for range runs {
-		go func() {
-			_, err := r.Run(context.Background(), other, map[string]any{"mode": "echo", "sleep": "300ms"})
-			errs <- err
-		}()
-	}
-	peak := 0
-	for done := 0; done < runs; {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Errorf("Run() error: %v", err)
-			}
-			done++
-		case <-time.After(10 * time.Millisecond):
-			peak = max(peak, len(testenv.Containers(t, dockerrun.LabelOwner, owner)))
-		}
-	}
+	peak := peakContainers(t, r, owner, other, runs)
 	if peak > limit {
 		t.Errorf("%d containers existed at once, pool included, want at most %d", peak, limit)
 	}
