@@ -50,8 +50,11 @@ os._exit(0)
 			}
 			failures, _ := strconv.Atoi(m[1])
 			procs, _ := strconv.Atoi(m[2])
-			if procs < 64 || procs > 128 {
-				t.Fatalf("%d processes visible at the end; want the bomb to have grown to the pids limit, 128, and no further", procs)
+			// How many are left when the root looks depends on when the
+			// children's own 3 s run out; that the root's forks failed
+			// shows the bomb reached the limit.
+			if procs > 128 || failures == 0 {
+				t.Fatalf("%d processes visible at the end, %d of the root's forks refused; want at most the pids limit, 128, and forks refused", procs, failures)
 			}
 			within(t, r, 3*time.Second, execLimit+slowStart)
 			record(t, "fork-bomb", rt, fmt.Sprintf("%v; %d processes at the end (pids limit 128), %d of the root's own forks failed with EAGAIN; the other run succeeded", r, procs, failures))
