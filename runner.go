@@ -428,7 +428,11 @@ func (r *Runner) exitState(c *box) *container.State {
 		if err != nil || info.State == nil {
 			return nil
 		}
-		if !info.State.Running || ctx.Err() != nil {
+		// A container SIGKILLed by the kernel may show as exited (137)
+		// a moment before the daemon records the OOM kill: look again
+		// until the deadline.
+		oomPending := !info.State.Running && info.State.ExitCode == 137 && !info.State.OOMKilled && r.cfg.memory > 0
+		if (!info.State.Running && !oomPending) || ctx.Err() != nil {
 			return info.State
 		}
 		select {
