@@ -1,27 +1,22 @@
 package adversarial
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/dockerrun/dockerrun/internal/serverproc"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
@@ -34,9 +29,9 @@ func TestKill9Reap(t *testing.T) {
 		owner := "adversarial-kill9-" + randomHex(t, 4)
 		t.Cleanup(func() { removeOwned(t, owner) })
 		dead := startRaw(t, "DOCKER_CONTAINER_RUNTIME="+rt, "SERVER_INSTANCE_NAME="+owner)
-		go dead.post(pythonImage, pythonPayload("import time\ntime.sleep(3600)\n"))
+		go dead.Run(context.Background(), httpClient, pythonImage, pythonPayload("import time\ntime.sleep(3600)\n"))
 		waitOwned(t, owner, "running", 30*time.Second)
-		dead.kill9(t)
+		dead.Kill()
 		time.Sleep(time.Second)
 		left := testenv.Containers(t, ownerLabel, owner)
 		if len(left) != 1 {
@@ -272,117 +267,15 @@ func removeOwned(t *testing.T, owner string) {
 	}
 }
 
-// rawServer is a docker-run process that the test may kill: testenv's
-// servers must exit 0.
-type rawServer struct {
-	url, token string
-	cmd        *exec.Cmd
-	exited     chan struct{}
-}
-
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
-// serverBinary builds cmd/docker-run once per test binary.
-func serverBinary(t *testing.T) string {
+// startRaw starts docker-run with env and waits until it listens. Unlike
+// testenv's servers it may be killed, and at the end of the test it is
+// killed if still running.
+func startRaw(t *testing.T, env ...string) *serverproc.Proc {
 	t.Helper()
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "adversarial"); binErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "docker-run"), "github.com/dockerrun/dockerrun/cmd/docker-run").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build docker-run: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "docker-run")
-}
-
-// startRaw starts docker-run on a free loopback port with env and waits
-// until it listens. At the end of the test it is killed if still running.
-func startRaw(t *testing.T, env ...string) *rawServer {
-	t.Helper()
-	s := &rawServer{token: randomHex(t, 16), exited: make(chan struct{})}
-	s.cmd = exec.Command(serverBinary(t))
-	s.cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"API_ACCESS_TOKEN=" + s.token,
-		"SERVER_LISTEN_ADDR=127.0.0.1",
-		"SERVER_LISTEN_PORT=0",
-		"LOG_FORMAT=json",
-	}, env...)
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		s.cmd.Env = append(s.cmd.Env, "DOCKER_HOST="+h)
-	}
-	stderr, err := s.cmd.StderrPipe()
+	p, err := serverproc.Start(context.Background(), testenv.ServerBinary(t), serverproc.Options{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.exited
-	})
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case <-s.exited:
-		t.Fatal("docker-run exited before listening")
-	case <-time.After(30 * time.Second):
-		t.Fatal("docker-run did not listen within 30 s")
-	}
-	return s
-}
-
-// post runs payload and returns the error, if any; the answer is dropped.
-func (s *rawServer) post(image string, payload any) error {
-	body, err := json.Marshal(map[string]any{"image": image, "payload": payload})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(http.MethodPost, s.url+"/run", strings.NewReader(string(body)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Access-Token", s.token)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return nil
-}
-
-// kill9 kills the server with SIGKILL and waits until it is gone.
-func (s *rawServer) kill9(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("docker-run still running 10 s after SIGKILL")
-	}
+	t.Cleanup(p.Kill)
+	return p
 }

@@ -26,9 +26,6 @@ func TestMain(m *testing.M) {
 		flag.Set("test.parallel", defaultParallel)
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
 	if os.Getenv("DOCKERRUN_UPDATE_SECURITY_DOC") == "1" {
 		if code != 0 {
 			fmt.Fprintln(os.Stderr, "adversarial: tests failed: docs/security.md not updated")

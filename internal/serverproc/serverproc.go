@@ -1,0 +1,240 @@
+// Package serverproc runs cmd/docker-run as a child process on a free
+// loopback port, for the integration tests, the adversarial suite and the
+// benchmark. It builds the binary, starts it, finds the address it listens
+// on in its JSON log, keeps the log for error messages, and stops it.
+package serverproc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Build compiles cmd/docker-run into dir and returns the binary's path. It
+// runs `go build`, so the working directory must be inside the module.
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "docker-run")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/dockerrun/dockerrun/cmd/docker-run")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build cmd/docker-run (run from inside the module): %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// passed are the variables of this process that the server inherits: where
+// the Docker daemon is, and the Go runtime's memory settings.
+var passed = []string{"DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION", "GOGC", "GOMEMLIMIT"}
+
+// Options say how to start a server.
+type Options struct {
+	// Env is added to the base environment, and wins over it: PATH and the
+	// Docker and Go memory variables of this process,
+	// API_ACCESS_TOKEN, SERVER_LISTEN_ADDR=127.0.0.1, SERVER_LISTEN_PORT=0
+	// and LOG_FORMAT=json (which Start needs to find the address).
+	Env []string
+	// OnLog, if set, sees every log line, in order, on one goroutine.
+	// Lines for which it returns false are not kept for [Proc.Logs].
+	OnLog func(line []byte) (keep bool)
+	// KeepLines is how many of the last log lines are kept; 0 keeps all.
+	KeepLines int
+	// ListenTimeout bounds the wait for the server to listen; 0 means 30 s.
+	ListenTimeout time.Duration
+}
+
+// Proc is a running docker-run process.
+type Proc struct {
+	// URL is the server's base URL, e.g. http://127.0.0.1:40123.
+	URL string
+	// Token is its access token, random unless Options.Env sets one.
+	Token string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // the exit status, once exited is closed
+
+	mu    sync.Mutex
+	lines []string
+	keep  int
+}
+
+// Start starts the server binary bin and waits until it listens. If the
+// server exits first, does not listen in time, or ctx ends, Start kills it
+// and returns an error that includes its log.
+func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
+	p := &Proc{Token: randomHex(16), exited: make(chan struct{}), keep: o.KeepLines}
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"API_ACCESS_TOKEN=" + p.Token,
+		"SERVER_LISTEN_ADDR=127.0.0.1",
+		"SERVER_LISTEN_PORT=0",
+		"LOG_FORMAT=json",
+	}
+	for _, k := range passed {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, o.Env...)
+	for _, kv := range o.Env {
+		if v, ok := strings.CutPrefix(kv, "API_ACCESS_TOKEN="); ok {
+			p.Token = v
+		}
+	}
+	// exec.Cmd keeps the last value of a variable set twice.
+	p.cmd = exec.Command(bin)
+	p.cmd.Env = env
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start docker-run: %w", err)
+	}
+	addr := make(chan string, 1)
+	go p.follow(stderr, o.OnLog, addr)
+
+	timeout := o.ListenTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("docker-run exited before listening: %v\n%s", p.err, p.Logs())
+	case <-timer.C:
+		p.Kill()
+		return nil, fmt.Errorf("docker-run did not listen within %v\n%s", timeout, p.Logs())
+	case <-ctx.Done():
+		p.Kill()
+		return nil, ctx.Err()
+	}
+}
+
+// follow reads the server's log until it exits: it sends the listening
+// address on addr, hands each line to onLog and keeps what it should.
+func (p *Proc) follow(r io.Reader, onLog func([]byte) bool, addr chan<- string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var rec struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
+			select {
+			case addr <- rec.Addr:
+			default:
+			}
+		}
+		if onLog != nil && !onLog(line) {
+			continue
+		}
+		p.mu.Lock()
+		p.lines = append(p.lines, string(line))
+		if p.keep > 0 && len(p.lines) > p.keep {
+			p.lines = p.lines[len(p.lines)-p.keep:]
+		}
+		p.mu.Unlock()
+	}
+	// A line too long for the scanner ends the loop: drain the rest so
+	// that the server never blocks writing its log.
+	io.Copy(io.Discard, r)
+	p.err = p.cmd.Wait()
+	close(p.exited)
+}
+
+// Logs returns the log lines kept so far, one per line.
+func (p *Proc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// Pid returns the server's process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Exited is closed when the server process has exited.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// Stop sends SIGTERM and waits up to timeout for the server to exit; it
+// returns an error unless the server exited with status 0. Past timeout it
+// kills the server. Stopping an exited server returns its exit status.
+func (p *Proc) Stop(timeout time.Duration) error {
+	select {
+	case <-p.exited:
+		return p.err
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("docker-run did not exit within %v of SIGTERM: killed", timeout)
+	}
+}
+
+// Kill sends SIGKILL and waits until the process is gone: the server gets
+// no chance to clean up.
+func (p *Proc) Kill() {
+	err := p.cmd.Process.Signal(syscall.SIGKILL)
+	if err == nil || errors.Is(err, os.ErrProcessDone) {
+		<-p.exited
+	}
+}
+
+// Do sends a request with the access token and returns the status and the
+// body. A nil client means http.DefaultClient.
+func (p *Proc) Do(ctx context.Context, client *http.Client, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, p.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("X-Access-Token", p.Token)
+	req.Header.Set("Content-Type", "application/json")
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// Run posts {"image": image, "payload": payload} to /run.
+func (p *Proc) Run(ctx context.Context, client *http.Client, image string, payload any) (int, []byte, error) {
+	body, err := json.Marshal(map[string]any{"image": image, "payload": payload})
+	if err != nil {
+		return 0, nil, err
+	}
+	return p.Do(ctx, client, http.MethodPost, "/run", body)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
