@@ -75,8 +75,10 @@ const parallelRemovals = 4
 
 // New returns a Runner configured by opts. It validates every option and
 // reports all the invalid ones in one [*Error] with code
-// [CodeInvalidConfig]. New does no I/O: use [Runner.Ping] to check that the
-// daemon answers.
+// [CodeInvalidConfig]. New does not wait for the daemon: use [Runner.Ping]
+// to check that it answers. With [WithWarmPool], New starts filling the
+// pool in the background at once; a daemon that is not there makes the
+// pool back off, and Close stops it.
 func New(opts ...Option) (*Runner, error) {
 	cfg := defaultConfig()
 	for _, opt := range opts {
