@@ -44,14 +44,16 @@ type handle struct {
 	srv    *server      // for the server's methods
 	used   atomic.Int64 // runs started: each ends with one container destroyed
 	events context.CancelFunc
-	gone   atomic.Int64 // containers of the owner destroyed
-	lost   atomic.Value // error: the event stream ended
+	gone   atomic.Int64  // containers of the owner destroyed
+	goneC  chan struct{} // signalled after gone grows
+	lost   atomic.Value  // error: the event stream ended
 }
 
 // watch counts the destroyed containers of the target's owner.
 func (bn *bench) watch(h *handle, since time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.events = cancel
+	h.goneC = make(chan struct{}, 1)
 	msgs, errs := bn.cli.Events(ctx, events.ListOptions{
 		Since: strconv.FormatInt(since.Unix(), 10),
 		Filters: filters.NewArgs(
@@ -65,6 +67,10 @@ func (bn *bench) watch(h *handle, since time.Time) {
 			select {
 			case <-msgs:
 				h.gone.Add(1)
+				select {
+				case h.goneC <- struct{}{}:
+				default:
+				}
 			case err := <-errs:
 				if ctx.Err() == nil {
 					h.lost.Store(fmt.Errorf("lost the Docker event stream at %s (was the daemon restarted? the numbers would not compare: run again): %w", time.Now().Format("15:04:05"), err))
@@ -88,6 +94,10 @@ func (bn *bench) settle(ctx context.Context, h *handle, timeout time.Duration) e
 			return err
 		}
 		if h.gone.Load() >= h.used.Load() {
+			if h.t.poolSize() == 0 {
+				// Every container is destroyed: nothing can be left.
+				return nil
+			}
 			list, err := bn.cli.ContainerList(ctx, container.ListOptions{
 				All:     true,
 				Filters: filters.NewArgs(filters.Arg("label", dockerrun.LabelOwner+"="+h.t.owner())),
@@ -106,9 +116,13 @@ func (bn *bench) settle(ctx context.Context, h *handle, timeout time.Duration) e
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: containers not settled within %v (%d runs, %d containers gone)", h.m, timeout, h.used.Load(), h.gone.Load())
 		}
+		// A cold run's last removal ends a measured span: wake at its
+		// event rather than at the next tick. A pool's refill is not
+		// evented, so poll for it.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-h.goneC:
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -169,10 +183,12 @@ func (c *cell) record(mu *sync.Mutex, d time.Duration, warm bool, err error) {
 	}
 }
 
-// runs is the number of runs of a cell: -runs, and at least three waves of
-// clients, so that a throughput is not that of one or two bursts.
+// runs is the number of runs of a cell: -runs, and at least ten waves of
+// clients. With three waves at 16 clients, the runs/s of the same method
+// varied by a quarter from one benchmark run to the next on an idle
+// machine; the ramp-up and the final drain weigh too much in so few.
 func (bn *bench) runs(clients int) int {
-	return max(bn.o.runs, 3*clients)
+	return max(bn.o.runs, 10*clients)
 }
 
 // batch adds n runs at the given concurrency to the cell. Cold methods run
