@@ -35,6 +35,7 @@ import (
 // options are the command's flags.
 type options struct {
 	runs        int
+	waves       int
 	passes      int
 	clients     []int
 	images      []string
@@ -54,11 +55,12 @@ func parseFlags(args []string) (*options, error) {
 	clients := fs.String("concurrency", "1,4,16", "comma-separated numbers of concurrent clients, one set of rows each")
 	images := fs.String("images", "trivial,python", "comma-separated images: trivial (the probe, built FROM scratch) and python")
 	methods := fs.String("methods", strings.Join(methodNames(allMethods), ","), "comma-separated methods to measure")
-	fs.IntVar(&o.runs, "runs", 32, "runs per cell (image, method, concurrency); a cell has at least ten runs per client, so that a throughput is not that of a burst")
-	fs.IntVar(&o.passes, "passes", 8, "batches each cell is split into, the methods taking turns batch by batch in a shuffled order so that a change of load hits them alike; a batch is at least one run per client")
+	fs.IntVar(&o.runs, "runs", 32, "runs per cell (image, method, concurrency), at least -waves per client")
+	fs.IntVar(&o.waves, "waves", 20, "runs per client a cell has at least, so that a throughput is not that of a burst")
+	fs.IntVar(&o.passes, "passes", 16, "batches each cell is split into, the methods taking turns batch by batch in a shuffled order so that a change of load hits them alike; a batch is at least one run per client")
 	fs.IntVar(&o.pool, "pool", 16, "warm pool size per image, for the library and the server; at least the largest concurrency")
 	fs.IntVar(&o.workers, "workers", 96, "SERVER_WORKER_THREADS of the server and max concurrent runs of the library; more than the pool plus the RSS clients")
-	fs.DurationVar(&o.cellTimeout, "cell-timeout", 45*time.Second, "time allowed per cell; past it no new batch starts, and the cells report the runs they finished")
+	fs.DurationVar(&o.cellTimeout, "cell-timeout", time.Minute, "time allowed per cell; past it no new batch starts, and the cells report the runs they finished")
 	fs.IntVar(&o.rssClients, "rss-clients", 64, "concurrent requests of the server RSS run; 0 skips it")
 	fs.IntVar(&o.floodRuns, "flood-runs", 5, "runs of the output flood; 0 skips it")
 	fs.StringVar(&o.pythonImage, "python-image", "dockerrun/python:latest", "the python image")
@@ -100,6 +102,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.workers <= o.pool || o.workers < max(maxClients, o.rssClients) {
 		problems = append(problems, fmt.Sprintf("-workers: %d: want more than -pool (%d) and at least the concurrency and -rss-clients", o.workers, o.pool))
+	}
+	if o.waves < 1 {
+		problems = append(problems, fmt.Sprintf("-waves: %d: want at least 1", o.waves))
 	}
 	if o.passes < 1 {
 		problems = append(problems, "-passes: want at least 1")

@@ -20,8 +20,8 @@ func TestParseFlags(t *testing.T) {
 		{name: "some methods", args: []string{"-methods", "engine-api, http-warm", "-concurrency", "2"}, clients: []int{2}, methods: []method{engineAPI, httpWarm}},
 		{
 			name: "every problem at once",
-			args: []string{"-concurrency", "1,x", "-images", "ruby", "-methods", "docker", "-runs", "0", "-passes", "0"},
-			want: []string{`-concurrency: "x"`, `-images: "ruby"`, `-methods: "docker"`, "-runs: 0", "-passes"},
+			args: []string{"-concurrency", "1,x", "-images", "ruby", "-methods", "docker", "-runs", "0", "-waves", "0", "-passes", "0"},
+			want: []string{`-concurrency: "x"`, `-images: "ruby"`, `-methods: "docker"`, "-runs: 0", "-waves: 0", "-passes"},
 		},
 		{name: "pool smaller than the concurrency", args: []string{"-concurrency", "32", "-workers", "128"}, want: []string{"-pool: 16"}},
 		{name: "workers not above the pool", args: []string{"-pool", "16", "-workers", "16", "-rss-clients", "0"}, want: []string{"-workers: 16"}},

@@ -183,12 +183,13 @@ func (c *cell) record(mu *sync.Mutex, d time.Duration, warm bool, err error) {
 	}
 }
 
-// runs is the number of runs of a cell: -runs, and at least ten waves of
-// clients. With three waves at 16 clients, the runs/s of the same method
-// varied by a quarter from one benchmark run to the next on an idle
-// machine; the ramp-up and the final drain weigh too much in so few.
+// runs is the number of runs of a cell: -runs, and at least -waves runs
+// per client. With three waves at 16 clients, the same method's runs/s
+// moved by a quarter from one benchmark run to the next on an idle
+// machine, and with ten by a tenth: the ramp-up and the final drain weigh
+// too much in few waves, and a few slow batches in few batches.
 func (bn *bench) runs(clients int) int {
-	return max(bn.o.runs, 10*clients)
+	return max(bn.o.runs, bn.o.waves*clients)
 }
 
 // batch adds n runs at the given concurrency to the cell. Cold methods run

@@ -99,7 +99,7 @@ func (r *report) markdown() string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	o := r.o
 	p("Machine: %s; load average %s at the end; the run took %v.\n\n", r.machine, r.machine.loadEnd, r.machine.took)
-	p("Settings: %d runs per cell (at least 10 per client); warm pool of %d per image; SERVER_WORKER_THREADS=%d (the library: the same max concurrent runs); RUN_MAX_OUTPUT_SIZE=%d; every other setting at its default.\n\n", o.runs, o.pool, o.workers, floodLimit)
+	p("Settings: %d runs per cell (at least %d per client) in %d batches; warm pool of %d per image; SERVER_WORKER_THREADS=%d (the library: the same max concurrent runs); RUN_MAX_OUTPUT_SIZE=%d; every other setting at its default.\n\n", o.runs, o.waves, o.passes, o.pool, o.workers, floodLimit)
 	p("| image | method | clients | runs | p50 ms | p95 ms | p99 ms | runs/s | errors | warm | server peak RSS | p50 vs (1) | p50 vs (2) | runs/s vs (2) |\n")
 	p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, c := range r.cells {
