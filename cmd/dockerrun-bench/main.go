@@ -206,7 +206,13 @@ func run(ctx context.Context, o *options, out, log io.Writer) (err error) {
 			return err
 		}
 	}
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if n := rep.failed(); n > 0 {
+		return fmt.Errorf("%d runs failed: see the errors column of the report, and the first error of each cell above", n)
+	}
+	return nil
 }
 
 func (bn *bench) logf(format string, args ...any) {

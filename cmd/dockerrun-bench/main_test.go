@@ -81,3 +81,23 @@ func TestPercentile(t *testing.T) {
 		})
 	}
 }
+
+func TestReportFailed(t *testing.T) {
+	tests := []struct {
+		name string
+		r    report
+		want int
+	}{
+		{"nothing measured", report{}, 0},
+		{"clean", report{cells: []*cell{{}, {}}, rss: &rssRun{}, flood: &floodRun{}}, 0},
+		{"cells", report{cells: []*cell{{errs: 2}, {}, {errs: 1}}}, 3},
+		{"everywhere", report{cells: []*cell{{errs: 1}}, rss: &rssRun{errs: 4}, flood: &floodRun{errs: 2}}, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.r.failed(); got != tt.want {
+				t.Errorf("failed() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

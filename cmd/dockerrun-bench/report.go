@@ -73,6 +73,22 @@ type report struct {
 	flood   *floodRun
 }
 
+// failed returns how many runs of the report failed, in cells and in the
+// memory and flood runs.
+func (r *report) failed() int {
+	n := 0
+	for _, c := range r.cells {
+		n += c.errs
+	}
+	if r.rss != nil {
+		n += r.rss.errs
+	}
+	if r.flood != nil {
+		n += r.flood.errs
+	}
+	return n
+}
+
 func (r *report) find(image string, m method, clients int) *cell {
 	for _, c := range r.cells {
 		if c.image == image && c.m == m && c.clients == clients {
