@@ -54,3 +54,26 @@ func ExampleNew() {
 	// true
 	// config.invalid: max execution time: -1s: want a positive duration; cap drop: "not a capability": want a capability name such as NET_ADMIN or ALL
 }
+
+// A warm pool keeps containers started ahead of time, each used for one
+// run. New does no I/O: the pool starts filling at the first Ping (or Run).
+func ExampleWithWarmPool() {
+	ctx := context.Background()
+	r, err := dockerrun.New(dockerrun.WithWarmPool(map[string]int{"dockerrun/python:latest": 2}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close(ctx) // removes the pool's containers too
+	if err := r.Ping(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	res, err := r.Run(ctx, "dockerrun/python:latest", map[string]any{
+		"language": "python",
+		"files":    []map[string]string{{"name": "main.py", "content": "print(42)"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Stdout, res.Warm) // warm if the pool had filled by then
+}

@@ -41,6 +41,10 @@ func newOwnedRunner(t *testing.T, opts ...dockerrun.Option) (*dockerrun.Runner, 
 	if err != nil {
 		t.Fatalf("New() error: %v", err)
 	}
+	// Ping starts the warm pool, if any, as a server's start-up does.
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping() error: %v", err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -388,7 +388,8 @@ func WithAllowedImages(images ...string) Option {
 
 // WithWarmPool keeps, for each image, the given number of containers
 // created, attached and started ahead of time, each used for exactly one
-// run. Default: none.
+// run. The pool starts filling at the first [Runner.Ping], [Runner.Run] or
+// [Runner.Reap]. Default: none.
 func WithWarmPool(sizes map[string]int) Option {
 	return func(c *config) {
 		for img, n := range sizes {

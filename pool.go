@@ -23,6 +23,7 @@ type pool struct {
 	backoff map[string]time.Duration
 	retryAt map[string]time.Time // no new attempt before, after a failure
 	wake    map[string]chan struct{}
+	fillers map[string]int // image -> size, for start
 }
 
 // Backoff of an image whose containers fail to start.
@@ -49,8 +50,8 @@ func newPool(r *Runner, sizes map[string]int) *pool {
 		backoff: make(map[string]time.Duration),
 		retryAt: make(map[string]time.Time),
 		wake:    make(map[string]chan struct{}),
+		fillers: make(map[string]int),
 	}
-	fillers := make(map[string]int)
 	for image, n := range sizes {
 		if n == 0 {
 			continue
@@ -58,18 +59,21 @@ func newPool(r *Runner, sizes map[string]int) *pool {
 		image = normalizeImage(image)
 		p.wake[image] = make(chan struct{}, 1)
 		p.backoff[image] = poolBackoffMin
-		fillers[image] = max(fillers[image], n)
+		p.fillers[image] = max(p.fillers[image], n)
 	}
-	// Start the fillers only once the maps are complete: they read p.wake
-	// unlocked, and another image's filler may already lock and read the
-	// others.
-	for image, n := range fillers {
+	return p
+}
+
+// start starts the fillers. The maps are complete by then: the fillers
+// read p.wake unlocked, and one image's filler may lock and read the
+// others'.
+func (p *pool) start() {
+	for image, n := range p.fillers {
 		for range min(n, poolFillers) {
 			p.wg.Add(1)
 			go p.fill(image, n)
 		}
 	}
-	return p
 }
 
 // take returns an idle container of image, or nil.

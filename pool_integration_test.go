@@ -328,6 +328,9 @@ func TestPoolBadImageBacksOff(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New() error: %v", err)
 	}
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping() error: %v", err)
+	}
 	closed := false
 	closeRunner := func() {
 		if closed {

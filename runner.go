@@ -67,6 +67,7 @@ type Runner struct {
 	closeMu   sync.RWMutex   // orders a run's start before Close's wait
 	runs      sync.WaitGroup // runs in flight
 	closeOnce sync.Once
+	poolOnce  sync.Once     // starts the pool
 	done      chan struct{} // closed by Close
 }
 
@@ -75,10 +76,9 @@ const parallelRemovals = 4
 
 // New returns a Runner configured by opts. It validates every option and
 // reports all the invalid ones in one [*Error] with code
-// [CodeInvalidConfig]. New does not wait for the daemon: use [Runner.Ping]
-// to check that it answers. With [WithWarmPool], New starts filling the
-// pool in the background at once; a daemon that is not there makes the
-// pool back off, and Close stops it.
+// [CodeInvalidConfig]. New does no I/O: use [Runner.Ping] to check that the
+// daemon answers. A warm pool ([WithWarmPool]) starts filling at the first
+// call that talks to the daemon: Ping, Run or Reap.
 func New(opts ...Option) (*Runner, error) {
 	cfg := defaultConfig()
 	for _, opt := range opts {
@@ -128,8 +128,26 @@ func (r *Runner) Instance() string { return r.cfg.instance }
 // MaxExecutionTime returns the configured execution time limit.
 func (r *Runner) MaxExecutionTime() time.Duration { return r.cfg.maxExecutionTime }
 
-// Ping checks that the Docker daemon answers.
+// startPool starts filling the warm pool, once, unless the Runner is
+// closed: after Close, nothing may start.
+func (r *Runner) startPool() {
+	if r.pool == nil {
+		return
+	}
+	r.poolOnce.Do(func() {
+		r.closeMu.RLock()
+		defer r.closeMu.RUnlock()
+		if !r.closed.Load() {
+			r.pool.start()
+		}
+	})
+}
+
+// Ping checks that the Docker daemon answers. The first call also starts
+// filling the warm pool, if there is one: call it after [New] to have the
+// pool warm before the first run.
 func (r *Runner) Ping(ctx context.Context) error {
+	r.startPool()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
 	defer cancel()
 	if _, err := r.docker.Ping(ctx); err != nil {
@@ -164,6 +182,7 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 		return nil, errorf(CodeClosed, nil, "the runner is closed")
 	}
 	defer r.runs.Done()
+	r.startPool()
 	if err := checkImageName(image); err != nil {
 		return nil, errorf(CodeImageNotAllowed, err, "invalid image")
 	}
@@ -492,6 +511,7 @@ func (r *Runner) remove(c *box) {
 // instance's own containers that it no longer tracks (a removal that failed
 // while the daemon was away). It returns how many it removed.
 func (r *Runner) Reap(ctx context.Context) (int, error) {
+	r.startPool()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
 	defer cancel()
 	list, err := r.docker.ContainerList(ctx, container.ListOptions{

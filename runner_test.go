@@ -529,6 +529,10 @@ func newTestRunner(t *testing.T, f *fakeDocker, opts ...Option) *Runner {
 	if err != nil {
 		t.Fatalf("New() error: %v", err)
 	}
+	// Ping starts the warm pool, if any, as a server's start-up does.
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping() error: %v", err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -1352,6 +1356,61 @@ func TestWarmPoolBacksOff(t *testing.T) {
 	// Once create works again, the pool fills.
 	f.setFailCreate(nil)
 	waitFor(t, 5*time.Second, "the pool to fill once create works", func() bool { return poolSize(r, "fake/img") == 2 })
+}
+
+// New does no I/O: the pool starts filling at the first call that talks to
+// the daemon, and a Runner closed before that creates nothing.
+func TestWarmPoolStartsAtFirstDaemonCall(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		call  func(*Runner) error
+		fills bool
+	}{
+		{name: "Ping", call: func(r *Runner) error { return r.Ping(context.Background()) }, fills: true},
+		{name: "Reap", call: func(r *Runner) error { _, err := r.Reap(context.Background()); return err }, fills: true},
+		{name: "Run", call: func(r *Runner) error {
+			_, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "echo"})
+			return err
+		}, fills: true},
+		{name: "Close first", call: func(r *Runner) error {
+			if err := r.Close(context.Background()); err != nil {
+				return err
+			}
+			return r.Ping(context.Background())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeDocker()
+			r, err := New(WithDockerClient(f), WithWarmPool(map[string]int{"fake/img": 2}), WithMaxConcurrentRuns(4))
+			if err != nil {
+				t.Fatalf("New() error: %v", err)
+			}
+			defer func() {
+				if err := r.Close(context.Background()); err != nil {
+					t.Errorf("Close() error: %v", err)
+				}
+				f.checkClean(t, r.Instance())
+			}()
+			time.Sleep(100 * time.Millisecond)
+			if diff := cmp.Diff([]string(nil), f.ops()); diff != "" {
+				t.Fatalf("Docker calls after New, before any call on the Runner (-want +got):\n%s", diff)
+			}
+			if err := tt.call(r); err != nil {
+				t.Fatalf("%s error: %v", tt.name, err)
+			}
+			if tt.fills {
+				waitFor(t, 5*time.Second, "the pool to fill", func() bool { return poolSize(r, "fake/img") == 2 })
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+			if got := f.count("create"); got != 0 {
+				t.Errorf("%d containers created by a Runner closed before its first call, want 0", got)
+			}
+		})
+	}
 }
 
 func TestWarmPoolCloseRemovesContainers(t *testing.T) {

@@ -236,6 +236,13 @@ func (bn *bench) newLibrary(name string, img *benchImage, n int, extra ...docker
 	if err != nil {
 		return nil, err
 	}
+	// Ping starts the pool filling, as the server's start-up does.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Ping(ctx); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
 	return &library{r: r, img: img, own: own, warmN: n}, nil
 }
 
