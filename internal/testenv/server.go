@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -47,11 +48,18 @@ func ServerBinary(t testing.TB) string {
 }
 
 // buildServer builds cmd/docker-run into a temporary directory and moves
-// it to one path shared by every test binary: test binaries build at the
-// same time, and a rename replaces the file without disturbing a server
-// that runs it, while nothing is left behind but the one file.
+// it to one path shared by every test binary of this checkout: test
+// binaries build at the same time, and a rename replaces the file without
+// disturbing a server that runs it, while nothing is left behind but the
+// one file. Another checkout gets another path, so that it never runs this
+// one's server.
 func buildServer() (string, error) {
-	dir := filepath.Join(os.TempDir(), "dockerrun-test")
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), "dockerrun-test-"+hex.EncodeToString(sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
