@@ -574,7 +574,7 @@ func (bn *bench) measureFlood(ctx context.Context, img *benchImage, h *handle) (
 		}
 	}
 	bn.logf("flood: server answer p50 %v (echo %v), library limit-to-answer max %v, server RSS idle %s peak %s, errors=%d",
-		percentile(f.lat, 50).Round(time.Millisecond), f.echo.Round(time.Millisecond), slices.Max(append([]time.Duration{0}, f.gap...)).Round(time.Millisecond), mib(f.idle), mib(f.peak), f.errs)
+		percentile(f.lat, 50).Round(time.Millisecond), f.echo.Round(time.Millisecond), slices.Max(append([]time.Duration{0}, f.gap...)).Round(10*time.Microsecond), mib(f.idle), mib(f.peak), f.errs)
 	if f.firstErr != nil {
 		bn.logf("  first error: %v", f.firstErr)
 	}
