@@ -204,7 +204,7 @@ func (bn *bench) batch(ctx context.Context, h *handle, c *cell, n int) error {
 	}
 	var warm0, total0 int64
 	if h.srv != nil {
-		if err := resetPeakRSS(h.srv.pid()); err != nil {
+		if err := resetPeakRSS(h.srv.Pid()); err != nil {
 			return fmt.Errorf("reset peak RSS of docker-run: %w", err)
 		}
 		warm0 = h.srv.warm.Load()
@@ -259,7 +259,7 @@ func (bn *bench) batch(ctx context.Context, h *handle, c *cell, n int) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 		c.warm += int(h.srv.warm.Load() - warm0)
-		rss, err := procStatus(h.srv.pid(), "VmHWM")
+		rss, err := procStatus(h.srv.Pid(), "VmHWM")
 		if err != nil {
 			return err
 		}
@@ -431,7 +431,7 @@ func (bn *bench) measureRSS(ctx context.Context, img *benchImage, h *handle) (*r
 	if err := bn.settle(ctx, h, time.Minute); err != nil {
 		return nil, err
 	}
-	pid := h.srv.pid()
+	pid := h.srv.Pid()
 	r := &rssRun{clients: bn.o.rssClients}
 	var err error
 	if r.idle, err = procStatus(pid, "VmRSS"); err != nil {
@@ -494,7 +494,7 @@ type floodRun struct {
 // the server, then through the library with a clock on the stream.
 func (bn *bench) measureFlood(ctx context.Context, img *benchImage, h *handle) (*floodRun, error) {
 	f := &floodRun{runs: bn.o.floodRuns}
-	pid := h.srv.pid()
+	pid := h.srv.Pid()
 	var err error
 	// The echo baseline, on the same server, just before.
 	var echo []time.Duration

@@ -101,9 +101,6 @@ func (s *server) stop() error {
 	return nil
 }
 
-// pid is the server's process id.
-func (s *server) pid() int { return s.Pid() }
-
 // resetPeakRSS resets the process's peak RSS (VmHWM) to its current RSS.
 func resetPeakRSS(pid int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)

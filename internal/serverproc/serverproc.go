@@ -42,9 +42,10 @@ var passed = []string{"DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "D
 // Options say how to start a server.
 type Options struct {
 	// Env is added to the base environment, and wins over it: PATH and the
-	// Docker and Go memory variables of this process,
-	// API_ACCESS_TOKEN, SERVER_LISTEN_ADDR=127.0.0.1, SERVER_LISTEN_PORT=0
-	// and LOG_FORMAT=json (which Start needs to find the address).
+	// Docker and Go memory variables of this process, a random
+	// API_ACCESS_TOKEN (Proc.Token: do not set another),
+	// SERVER_LISTEN_ADDR=127.0.0.1, SERVER_LISTEN_PORT=0 and LOG_FORMAT=json
+	// (which Start needs to find the address).
 	Env []string
 	// OnLog, if set, sees every log line, in order, on one goroutine.
 	// Lines for which it returns false are not kept for [Proc.Logs].
@@ -59,7 +60,7 @@ type Options struct {
 type Proc struct {
 	// URL is the server's base URL, e.g. http://127.0.0.1:40123.
 	URL string
-	// Token is its access token, random unless Options.Env sets one.
+	// Token is its access token, random.
 	Token string
 
 	cmd    *exec.Cmd
@@ -88,15 +89,9 @@ func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
 			env = append(env, k+"="+v)
 		}
 	}
-	env = append(env, o.Env...)
-	for _, kv := range o.Env {
-		if v, ok := strings.CutPrefix(kv, "API_ACCESS_TOKEN="); ok {
-			p.Token = v
-		}
-	}
 	// exec.Cmd keeps the last value of a variable set twice.
 	p.cmd = exec.Command(bin)
-	p.cmd.Env = env
+	p.cmd.Env = append(env, o.Env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
