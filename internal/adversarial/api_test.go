@@ -198,9 +198,9 @@ func noPulls(t *testing.T, since time.Time) {
 
 func TestAllowList(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt string) {
-		tg := start(t, rt, "RUN_ALLOWED_IMAGES=dockerrun/python:latest")
+		tg := start(t, rt, "RUN_ALLOWED_IMAGES="+pythonImage)
 		ctx := context.Background()
-		// dockerrun/bash:latest is on the daemon, but not allowed.
+		// The bash image is on the daemon, but not allowed.
 		r, err := tg.do(ctx, http.MethodPost, "/run", runBody(bashImage), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -208,12 +208,12 @@ func TestAllowList(t *testing.T) {
 		expect(t, r, http.StatusBadRequest, "image.not_allowed")
 		fast(t, r)
 		// The implied tag matches.
-		ok, err := tg.do(ctx, http.MethodPost, "/run", runBody("dockerrun/python"), nil)
+		ok, err := tg.do(ctx, http.MethodPost, "/run", runBody(strings.TrimSuffix(pythonImage, ":latest")), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ok.status != http.StatusOK || ok.stdout != "ok\n" {
-			t.Fatalf("dockerrun/python (allowed with :latest implied): %s", ok.detail())
+			t.Fatalf("python image (allowed with :latest implied): %s", ok.detail())
 		}
 		record(t, "api-image-not-allowed", rt, r.String()+"; no container created")
 	})

@@ -32,9 +32,9 @@ const (
 const slowStart = 20 * time.Second
 
 // Images the attacks run in.
-const (
-	pythonImage = "dockerrun/python:latest"
-	bashImage   = "dockerrun/bash:latest"
+var (
+	pythonImage = testenv.Image("python")
+	bashImage   = testenv.Image("bash")
 )
 
 // How far the server's goroutine and descriptor counts may be above their

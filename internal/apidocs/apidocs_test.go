@@ -112,7 +112,10 @@ func TestRunExamples(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			status, body, err := s.Do(ctx, "POST", "/run", ex.request)
+			// The documented images are dockerrun/<language>; the tests'
+			// follow DOCKERRUN_IMAGES_PREFIX.
+			req := strings.ReplaceAll(string(ex.request), `"dockerrun/`, `"`+testenv.ImagePrefix()+"/")
+			status, body, err := s.Do(ctx, "POST", "/run", []byte(req))
 			if err != nil {
 				t.Fatalf("POST /run: %v", err)
 			}

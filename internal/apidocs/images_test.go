@@ -42,7 +42,7 @@ func TestLanguageHello(t *testing.T) {
 		if err := json.Unmarshal(data, &h); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		image := "dockerrun/" + h.Language + ":latest"
+		image := testenv.Image(h.Language)
 		if _, err := cli.ImageInspect(context.Background(), image); err != nil {
 			t.Logf("%s: not built on this daemon, not run (examples/images/build.sh %s builds it)", image, h.Language)
 			continue

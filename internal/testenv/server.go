@@ -125,9 +125,24 @@ func (s *Server) Run(ctx context.Context, image string, payload any) (int, []byt
 	return s.proc.Run(ctx, nil, image, payload)
 }
 
+// ImagePrefix is the name prefix of the language images the tests use:
+// DOCKERRUN_IMAGES_PREFIX, as for examples/images/build.sh, or "dockerrun".
+// Two work trees whose agents differ test side by side on one daemon by
+// giving each its own prefix.
+func ImagePrefix() string {
+	if p := os.Getenv("DOCKERRUN_IMAGES_PREFIX"); p != "" {
+		return p
+	}
+	return "dockerrun"
+}
+
+// Image returns the tag of the language image the tests use for language:
+// "<prefix>/<language>:latest" (see [ImagePrefix]).
+func Image(language string) string { return ImagePrefix() + "/" + language + ":latest" }
+
 // LanguageImages builds the named language images with
-// examples/images/build.sh (which caches) and returns their tags
-// ("dockerrun/<language>:latest"), failing the test if the build fails.
+// examples/images/build.sh (which caches) and returns their tags (see
+// [Image]), failing the test if the build fails.
 func LanguageImages(t testing.TB, languages ...string) []string {
 	t.Helper()
 	Docker(t)
@@ -155,7 +170,7 @@ func LanguageImages(t testing.TB, languages ...string) []string {
 	}
 	tags := make([]string, len(languages))
 	for i, l := range languages {
-		tags[i] = "dockerrun/" + l + ":latest"
+		tags[i] = Image(l)
 	}
 	return tags
 }
