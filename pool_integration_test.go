@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -26,44 +27,23 @@ import (
 // pending, and returns them.
 func waitPool(t *testing.T, owner string, n int, timeout time.Duration) []container.Summary {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		list := testenv.Containers(t, dockerrun.LabelOwner, owner)
-		full := len(list) == n
-		for _, c := range list {
-			full = full && c.State == "running" && c.Labels[dockerrun.LabelWarm] == "true"
-		}
-		if full {
-			return list
-		}
-		if time.Now().After(deadline) {
-			var got []string
-			for _, c := range list {
-				got = append(got, c.ID[:12]+" "+c.State+" warm="+c.Labels[dockerrun.LabelWarm])
-			}
-			t.Fatalf("pool of %s not full within %v: want %d running warm containers, have [%s]", owner, timeout, n, strings.Join(got, ", "))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	list, _ := testenv.WaitContainers(t, dockerrun.LabelOwner, owner, timeout, fmt.Sprintf("a full pool of %d idle warm containers", n), func(list []container.Summary) bool {
+		return len(list) == n && !slices.ContainsFunc(list, func(c container.Summary) bool {
+			return c.State != "running" || c.Labels[dockerrun.LabelWarm] != "true"
+		})
+	})
+	return list
 }
 
 // waitGone waits until no container of owner has an ID that starts with one
 // of prefixes: a used container is removed in the background after its run.
 func waitGone(t *testing.T, owner string, prefixes ...string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		left := slices.ContainsFunc(testenv.Containers(t, dockerrun.LabelOwner, owner), func(c container.Summary) bool {
+	testenv.WaitContainers(t, dockerrun.LabelOwner, owner, 30*time.Second, fmt.Sprintf("containers %v removed", prefixes), func(list []container.Summary) bool {
+		return !slices.ContainsFunc(list, func(c container.Summary) bool {
 			return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(c.ID, p) })
 		})
-		if !left {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containers %v of %s not removed within 30s of their runs", prefixes, owner)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
 }
 
 func ids(list []container.Summary) []string {

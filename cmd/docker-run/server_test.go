@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/dockerrun/dockerrun"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
@@ -261,13 +263,11 @@ func TestServerLimits(t *testing.T) {
 // (!exist), and fails the test after timeout.
 func waitContainers(t *testing.T, s *testenv.Server, exist bool, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for (len(testenv.Containers(t, "dockerrun.owner", s.Owner)) > 0) != exist {
-		if time.Now().After(deadline) {
-			t.Fatalf("containers of %s exist = %v after %v, want %v\n%s", s.Owner, !exist, timeout, exist, s.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !exist {
+		testenv.WaitNoContainers(t, dockerrun.LabelOwner, s.Owner, timeout)
+		return
 	}
+	testenv.WaitContainers(t, dockerrun.LabelOwner, s.Owner, timeout, "a container", func(list []container.Summary) bool { return len(list) > 0 })
 }
 
 func TestServerClientGone(t *testing.T) {
@@ -381,7 +381,7 @@ func TestServerGracefulShutdown(t *testing.T) {
 	if err := s.Stop(time.Second); err != nil {
 		t.Errorf("server exit: %v, want exit status 0\n%s", err, s.Logs())
 	}
-	testenv.WaitNoContainers(t, "dockerrun.owner", s.Owner, 10*time.Second)
+	testenv.WaitNoContainers(t, dockerrun.LabelOwner, s.Owner, 10*time.Second)
 }
 
 // TestServerStartupFailure runs the binary with configurations it must

@@ -2,6 +2,7 @@ package adversarial
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"os"
@@ -26,7 +27,7 @@ import (
 func TestKill9Reap(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt string) {
 		testenv.LanguageImages(t, "python", "bash")
-		owner := "adversarial-kill9-" + randomHex(t, 4)
+		owner := "adversarial-kill9-" + rand.Text()[:8]
 		t.Cleanup(func() { removeOwned(t, owner) })
 		dead := startRaw(t, "DOCKER_CONTAINER_RUNTIME="+rt, "SERVER_INSTANCE_NAME="+owner)
 		go dead.Run(context.Background(), httpClient, pythonImage, pythonPayload("import time\ntime.sleep(3600)\n"))
@@ -242,18 +243,9 @@ func ensureDockerd(t *testing.T) {
 // waitOwned waits until a container of owner is in state.
 func waitOwned(t *testing.T, owner, state string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		for _, c := range testenv.Containers(t, ownerLabel, owner) {
-			if c.State == state {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no container of %s %s within %v", owner, state, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.WaitContainers(t, ownerLabel, owner, timeout, "a container "+state, func(list []container.Summary) bool {
+		return slices.ContainsFunc(list, func(c container.Summary) bool { return c.State == state })
+	})
 }
 
 // removeOwned removes every container of owner, for a test that failed

@@ -3,7 +3,6 @@ package adversarial
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -31,7 +30,7 @@ func probe(t *testing.T, tg *target, code string, v any) response {
 // matter are made with system calls in both.
 func TestProbes(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt string) {
-		secret := randomHex(t, 16)
+		secret := rand.Text()
 		// The server's secrets: its token and a decoy in its environment.
 		tg := start(t, rt, "AWS_SECRET_ACCESS_KEY="+secret)
 
@@ -231,13 +230,4 @@ print(json.dumps({"env": sorted(os.environ), "init_env": read("/proc/1/environ")
 			record(t, "probe-environment", rt, fmt.Sprintf("%v; neither API_ACCESS_TOKEN nor a decoy secret of the server's anywhere; variables: %s", r, strings.Join(got.Env, " ")))
 		})
 	})
-}
-
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
 }

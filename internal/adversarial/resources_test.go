@@ -294,18 +294,10 @@ print("created", len(os.listdir("many")))
 }
 
 // waitGone fails the test unless the server's containers are gone within
-// timeout.
+// timeout, and returns how long they took.
 func waitGone(t *testing.T, tg *target, timeout time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for len(containersOf(t, tg)) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("containers of %s still there %v after the answer", tg.Owner, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	return testenv.WaitNoContainers(t, ownerLabel, tg.Owner, timeout)
 }
 
 // The CPU quota (DOCKER_CONTAINER_CPUS, default 1) keeps a spinning run to

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +75,7 @@ type Proc struct {
 // server exits first, does not listen in time, or ctx ends, Start kills it
 // and returns an error that includes its log.
 func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
-	p := &Proc{Token: randomHex(16), exited: make(chan struct{}), keep: o.KeepLines}
+	p := &Proc{Token: rand.Text(), exited: make(chan struct{}), keep: o.KeepLines}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"API_ACCESS_TOKEN=" + p.Token,
@@ -226,10 +225,4 @@ func (p *Proc) Run(ctx context.Context, client *http.Client, image string, paylo
 		return 0, nil, err
 	}
 	return p.Do(ctx, client, http.MethodPost, "/run", body)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, (n+1)/2)
-	rand.Read(b)
-	return hex.EncodeToString(b)[:n]
 }

@@ -85,7 +85,7 @@ func buildServer() (string, error) {
 func StartServer(t testing.TB, env ...string) *Server {
 	t.Helper()
 	Docker(t)
-	owner := "test-" + randomHex(6)
+	owner := "test-" + rand.Text()[:10]
 	p, err := serverproc.Start(context.Background(), ServerBinary(t), serverproc.Options{
 		Env: append([]string{"SERVER_INSTANCE_NAME=" + owner, "LOG_LEVEL=debug"}, env...),
 	})
@@ -187,10 +187,4 @@ func moduleRoot() (string, error) {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)[:n]
 }

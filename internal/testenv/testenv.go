@@ -166,24 +166,37 @@ func Containers(t testing.TB, key, value string) []container.Summary {
 	return list
 }
 
-// WaitNoContainers fails the test unless, within timeout, no container
-// carries the label key=value. Containers are removed in the background
-// after a run, so a short wait is part of the contract.
-func WaitNoContainers(t testing.TB, key, value string, timeout time.Duration) {
+// WaitContainers polls the containers that carry the label key=value
+// until done holds for them, and returns the list and how long that took.
+// It fails the test after timeout, naming what it waited for (a phrase
+// such as "no container" or "a running container") and listing what it
+// saw last.
+func WaitContainers(t testing.TB, key, value string, timeout time.Duration, what string, done func([]container.Summary) bool) ([]container.Summary, time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		list := Containers(t, key, value)
-		if len(list) == 0 {
-			return
+		if done(list) {
+			return list, time.Since(start)
 		}
 		if time.Now().After(deadline) {
-			var ids []string
+			var seen []string
 			for _, c := range list {
-				ids = append(ids, c.ID[:12]+" ("+c.State+")")
+				seen = append(seen, c.ID[:12]+" ("+c.State+")")
 			}
-			t.Fatalf("containers left behind with %s=%s: %s", key, value, strings.Join(ids, ", "))
+			t.Fatalf("waited %v for %s with %s=%s; have [%s]", timeout, what, key, value, strings.Join(seen, ", "))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// WaitNoContainers fails the test unless, within timeout, no container
+// carries the label key=value, and returns how long that took. Containers
+// are removed in the background after a run, so a short wait is part of
+// the contract.
+func WaitNoContainers(t testing.TB, key, value string, timeout time.Duration) time.Duration {
+	t.Helper()
+	_, took := WaitContainers(t, key, value, timeout, "no container", func(list []container.Summary) bool { return len(list) == 0 })
+	return took
 }
