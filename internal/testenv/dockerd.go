@@ -3,6 +3,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func StartDockerd(t testing.TB, opts DockerdOptions) *Dockerd {
 		}
 		t.Skipf("dockerd not found, skipping: %v", err)
 	}
-	id := randomHex(8)
+	id := strings.ToLower(rand.Text()[:8])
 	d := &Dockerd{
 		dir: filepath.Join("/var/lib/dockerrun-test", id),
 		run: filepath.Join("/run", "drt-"+id),
