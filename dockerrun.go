@@ -46,6 +46,8 @@ type Result struct {
 	// Warm reports whether the run used a container started ahead of time by
 	// the warm pool.
 	Warm bool
+	// Timing is when the run passed each of its steps.
+	Timing Timing
 }
 
 // Code is a stable, machine-readable error code. The codes are those of

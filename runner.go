@@ -178,6 +178,7 @@ func (r *Runner) Version(ctx context.Context) (types.Version, error) {
 // removed whatever happens, after Run returns (the removal still counts
 // against the concurrency limit). Every error is an [*Error].
 func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, error) {
+	start := time.Now()
 	if !r.begin() {
 		return nil, errorf(CodeClosed, nil, "the runner is closed")
 	}
@@ -207,12 +208,14 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 			return nil, err
 		}
 	}
+	taken := time.Now()
 	res, err := r.exec(ctx, c, body)
 	r.dispose(c)
 	if err != nil {
 		r.log.Info("run failed", "image", image, "container", short(c.id), "warm", c.warm, "code", ErrorCode(err), "error", err)
 		return nil, err
 	}
+	res.Timing.Start, res.Timing.Taken = start, taken
 	r.log.Debug("run done", "image", image, "container", short(c.id), "warm", c.warm, "duration", res.Duration)
 	return res, nil
 }
@@ -368,17 +371,20 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 
 	start := time.Now()
 	wrote := make(chan error, 1)
+	var written atomic.Int64 // Unix nanoseconds
 	go func() {
 		_, err := c.stream.Conn.Write(body)
 		if err == nil {
 			err = c.stream.CloseWrite()
+			written.Store(time.Now().UnixNano())
 		}
 		wrote <- err
 	}()
 
 	d := newDemux(c.stream.Reader, r.cfg.maxOutputSize)
 	done, err := d.run()
-	elapsed := time.Since(start)
+	answered := time.Now()
+	elapsed := answered.Sub(start)
 
 	if done {
 		if len(d.stderr) > 0 {
@@ -389,6 +395,10 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 			return nil, errorf(CodeStdoutDecode, err, "the container's answer is not a valid result object")
 		}
 		res.Duration, res.Warm = elapsed, c.warm
+		res.Timing.Answered = answered
+		if w := written.Load(); w != 0 {
+			res.Timing.Written = time.Unix(0, w)
+		}
 		return res, nil
 	}
 	if ctx.Err() != nil {

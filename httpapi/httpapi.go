@@ -175,6 +175,7 @@ type runRequest struct {
 }
 
 func (a *api) run(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	image, payload, err := a.decodeRun(w, r)
 	if err != nil {
 		a.fail(w, r, err)
@@ -186,6 +187,7 @@ func (a *api) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setOutcome(r, "", res.Warm)
+	w.Header().Set("Server-Timing", serverTiming(start, res.Timing, time.Now()))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(res.Raw)

@@ -33,6 +33,8 @@ type command struct {
 	combined bool
 	// maxOutput caps stdout and stderr together, in bytes; 0 means no cap.
 	maxOutput int64
+	// started, if not nil, gets the time the process was started.
+	started *int64
 }
 
 // outcome is what running a command gave.
@@ -104,6 +106,9 @@ func runCommand(ctx context.Context, c command) outcome {
 
 	if err := cmd.Start(); err != nil {
 		return outcome{err: fmt.Errorf("start %s: %w", cmd.Path, err)}
+	}
+	if c.started != nil {
+		*c.started = now()
 	}
 	pgid := cmd.Process.Pid
 	// Kill the group, not just the main process, as soon as ctx is done.

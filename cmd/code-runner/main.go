@@ -63,7 +63,8 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "code-runner: work directory: %v\n", err)
 		return 1
 	}
-	data, err := io.ReadAll(stdin)
+	in := &firstByteReader{r: stdin}
+	data, err := io.ReadAll(in)
 	if err != nil {
 		fmt.Fprintf(stderr, "code-runner: read request: %v\n", err)
 		return 1
@@ -71,13 +72,19 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 	// The clock starts now: the container may have been started long before
 	// the request arrived.
 	start := time.Now()
+	tr := &trace{Received: in.first, Read: start.UnixNano()}
 
 	var res Result
 	req, err := parseRequest(data)
 	if err != nil {
 		res = Result{Error: err.Error()}
 	} else {
-		res = run(context.Background(), req, workDir, lim, start)
+		tr.Parsed = now()
+		res = run(withTrace(context.Background(), tr), req, workDir, lim, start)
+		if req.Trace {
+			tr.Done = now()
+			res.Trace = tr
+		}
 	}
 	if _, err := stdout.Write(res.encode(lim.maxOutputSize)); err != nil {
 		fmt.Fprintf(stderr, "code-runner: write result: %v\n", err)

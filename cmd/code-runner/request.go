@@ -27,6 +27,9 @@ type Request struct {
 	// RunInstructions, when present, gives the build and run commands
 	// explicitly.
 	RunInstructions *RunInstructions `json:"runInstructions"`
+	// Trace asks for the times of the agent's steps in the answer's "trace"
+	// field, to find where the time of a run goes.
+	Trace bool `json:"trace"`
 }
 
 // File is one file of a [Request].

@@ -20,6 +20,9 @@ type Result struct {
 	Error string `json:"error"`
 	// Duration is the time spent building and running, in nanoseconds.
 	Duration time.Duration `json:"duration"`
+	// Trace, when the request asked for it, is when the agent passed each
+	// step of the run.
+	Trace *trace `json:"trace,omitempty"`
 }
 
 // encode returns the result as one line of JSON. When maxSize > 0 the line,
@@ -41,7 +44,7 @@ func (r Result) encode(maxSize int64) []byte {
 		}
 		r.Error = msg
 	}
-	overhead := int64(len(Result{Duration: r.Duration}.appendJSON(nil)))
+	overhead := int64(len(Result{Duration: r.Duration, Trace: r.Trace}.appendJSON(nil)))
 	room := maxSize - 1 - overhead
 	fields := []*string{&r.Error, &r.Stdout, &r.Stderr}
 	share := shareRoom(room, []int64{jsonLen(r.Error), jsonLen(r.Stdout), jsonLen(r.Stderr)})
@@ -95,6 +98,10 @@ func (r Result) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, r.Error)
 	b = append(b, `,"duration":`...)
 	b = strconv.AppendInt(b, int64(r.Duration), 10)
+	if r.Trace != nil {
+		b = append(b, `,"trace":`...)
+		b = r.Trace.appendJSON(b)
+	}
 	return append(b, "}\n"...)
 }
 

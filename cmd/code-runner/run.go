@@ -72,6 +72,7 @@ func killMargin(limit time.Duration) time.Duration {
 // build commands and then the run command, and reports the outcome. start is
 // when the request was read; the execution time limit counts from there.
 func run(ctx context.Context, req *Request, workDir string, lim limits, start time.Time) Result {
+	tr := traceFrom(ctx)
 	p, err := req.plan()
 	if err != nil {
 		return Result{Error: err.Error()}
@@ -85,6 +86,7 @@ func run(ctx context.Context, req *Request, workDir string, lim limits, start ti
 	if err := writeFiles(workDir, req.Files); err != nil {
 		return Result{Error: err.Error()}
 	}
+	tr.Files = now()
 	env := commandEnv(os.Environ(), workDir)
 
 	began := time.Now()
@@ -99,11 +101,12 @@ func run(ctx context.Context, req *Request, workDir string, lim limits, start ti
 		}
 	}
 
-	c := command{script: p.run, dir: workDir, env: env, maxOutput: lim.maxOutputSize}
+	c := command{script: p.run, dir: workDir, env: env, maxOutput: lim.maxOutputSize, started: &tr.Started}
 	if req.Stdin != "" {
 		c.stdin = strings.NewReader(req.Stdin)
 	}
 	out := runCommand(ctx, c)
+	tr.Exited = now()
 	return Result{
 		Stdout:   validUTF8(out.stdout),
 		Stderr:   validUTF8(out.stderr),
