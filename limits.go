@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
 // Option configures a [Runner]. Options are checked together by [New], which
@@ -50,9 +52,9 @@ const (
 // kill it.
 const (
 	// EnvMaxOutputSize holds the output limit in bytes.
-	EnvMaxOutputSize = "DOCKERRUN_MAX_OUTPUT_SIZE"
+	EnvMaxOutputSize = protocol.EnvMaxOutputSize
 	// EnvMaxExecutionTime holds the execution time limit in milliseconds.
-	EnvMaxExecutionTime = "DOCKERRUN_MAX_EXECUTION_TIME_MS"
+	EnvMaxExecutionTime = protocol.EnvMaxExecutionTime
 )
 
 // Labels on every container a Runner creates.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
 // Docker's multiplexed attach stream is a sequence of frames, each an 8-byte
@@ -196,40 +198,15 @@ func (s *objectScanner) feed(buf []byte) int {
 	return 0
 }
 
-// answer is the part of the agent's answer that the runner reads; the rest
-// passes through in Result.Raw.
-type answer struct {
-	Stdout *string `json:"stdout"`
-	Stderr *string `json:"stderr"`
-	Error  *string `json:"error"`
-}
-
 // decodeResult checks that raw is one JSON object with string fields stdout,
-// stderr and error, and returns it as a Result.
+// stderr and error, and returns it as a Result. Other fields are not looked
+// at: they pass through in Result.Raw.
 func decodeResult(raw []byte) (*Result, error) {
-	var a answer
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&a); err != nil {
-		return nil, fmt.Errorf("decode answer: %w", err)
+	stdout, stderr, errText, err := protocol.CheckAnswer(raw)
+	if err != nil {
+		return nil, err
 	}
-	var missing []string
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"stdout", a.Stdout}, {"stderr", a.Stderr}, {"error", a.Error}} {
-		if f.v == nil {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("answer has no %s field", strings.Join(missing, ", "))
-	}
-	return &Result{
-		Stdout: *a.Stdout,
-		Stderr: *a.Stderr,
-		Error:  *a.Error,
-		Raw:    json.RawMessage(bytes.Clone(raw)),
-	}, nil
+	return &Result{Stdout: stdout, Stderr: stderr, Error: errText, Raw: json.RawMessage(bytes.Clone(raw))}, nil
 }
 
 // excerpt returns at most n bytes of b as valid UTF-8 text, marking a cut.

@@ -588,7 +588,7 @@ func TestDecodeResult(t *testing.T) {
 		{
 			name:    "empty",
 			raw:     ``,
-			wantErr: "decode answer: EOF",
+			wantErr: "decode answer: unexpected end of JSON input",
 		},
 	}
 	for _, tt := range tests {

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
 // pipeGrace is how long the agent keeps reading stdout and stderr after the
@@ -29,8 +32,6 @@ type command struct {
 	env    []string
 	// stdin is fed to the script; nil means no input (/dev/null).
 	stdin io.Reader
-	// combined sends stderr into the stdout buffer, as for build commands.
-	combined bool
 	// maxOutput caps stdout and stderr together, in bytes; 0 means no cap.
 	maxOutput int64
 	// started, if not nil, gets the time the process was started.
@@ -47,6 +48,8 @@ type outcome struct {
 	limit error
 	// err is set when the command could not be started or waited for.
 	err error
+	// usage is what the main process and the children it waited for used.
+	usage protocol.Usage
 }
 
 // failed reports whether the command did not succeed.
@@ -96,11 +99,7 @@ func runCommand(ctx context.Context, c command) outcome {
 	cmd.Env = c.env
 	cmd.Stdin = c.stdin
 	cmd.Stdout = stdout
-	if c.combined {
-		cmd.Stderr = stdout
-	} else {
-		cmd.Stderr = &captureStream{c: capt, buf: &capt.stderr}
-	}
+	cmd.Stderr = &captureStream{c: capt, buf: &capt.stderr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = pipeGrace
 
@@ -123,6 +122,7 @@ func runCommand(ctx context.Context, c command) outcome {
 	switch {
 	case err == nil, errors.Is(err, exec.ErrWaitDelay), errors.As(err, &exitErr):
 		out.status = cmd.ProcessState.Sys().(syscall.WaitStatus)
+		out.usage = usageOf(cmd.ProcessState)
 	default:
 		out.err = fmt.Errorf("wait: %w", err)
 	}
@@ -133,6 +133,16 @@ func runCommand(ctx context.Context, c command) outcome {
 		out.limit = errTimeLimit
 	}
 	return out
+}
+
+// usageOf returns the resources a process used, from its rusage: user plus
+// system CPU time, and the peak resident set (ru_maxrss, in KiB on Linux).
+func usageOf(ps *os.ProcessState) protocol.Usage {
+	u := protocol.Usage{CPUTime: ps.UserTime() + ps.SystemTime()}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		u.Memory = ru.Maxrss * 1024
+	}
+	return u
 }
 
 // capture collects stdout and stderr under one cap on their total size.

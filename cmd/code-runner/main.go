@@ -5,7 +5,12 @@
 // work directory (--path, default: the current directory), builds and runs the
 // program, and writes exactly one JSON object to stdout:
 //
-//	{"stdout": "...", "stderr": "...", "error": "...", "duration": 12345}
+//	{"stdout": "...", "stderr": "...", "error": "...", "duration": 12345,
+//	 "usage": {"cpu_time": 1234, "memory": 5678}}
+//
+// A request with "runs" (test cases) is built once and run once per entry;
+// the answer then has a "runs" array with one such object per entry. The
+// request and answer types are internal/protocol's.
 //
 // A bad request (no files, a bad file name, an unknown language) is reported in
 // "error" like any other outcome, and the exit status is 0. Only failures of
@@ -16,7 +21,7 @@
 // the size of the JSON object written to stdout, and
 // DOCKERRUN_MAX_EXECUTION_TIME_MS (milliseconds) caps the time spent building
 // and running, counted from the moment the request has been read. Absent or 0
-// means no limit of that kind.
+// means no limit of that kind. A request's "limits" may lower them.
 //
 // When it runs as PID 1, code-runner starts a copy of itself as the agent and
 // stays behind as a minimal init that forwards signals and reaps orphaned

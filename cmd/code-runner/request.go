@@ -7,45 +7,16 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
-// Request is what the server writes to the agent's stdin. Two forms are
-// accepted: glot's classic form (Language, Command) and the newer one
-// (RunInstructions). When both are present, RunInstructions wins.
-type Request struct {
-	// Language selects the default build and run commands. It may be empty
-	// when Command or RunInstructions is given.
-	Language string `json:"language"`
-	// Files are written into the work directory before anything runs. The
-	// first file is the main file for the language defaults.
-	Files []File `json:"files"`
-	// Stdin is fed to the run command (not to build commands).
-	Stdin string `json:"stdin"`
-	// Command, when not empty, replaces the language defaults: it is run
-	// with sh -c in the work directory.
-	Command string `json:"command"`
-	// RunInstructions, when present, gives the build and run commands
-	// explicitly.
-	RunInstructions *RunInstructions `json:"runInstructions"`
-	// Trace asks for the times of the agent's steps in the answer's "trace"
-	// field, to find where the time of a run goes.
-	Trace bool `json:"trace"`
-}
-
-// File is one file of a [Request].
-type File struct {
-	// Name is a relative slash-separated path inside the work directory.
-	Name string `json:"name"`
-	// Content is written as is.
-	Content string `json:"content"`
-}
-
-// RunInstructions are explicit commands: each build command runs with sh -c,
-// one after the other, then the run command.
-type RunInstructions struct {
-	BuildCommands []string `json:"buildCommands"`
-	RunCommand    string   `json:"runCommand"`
-}
+// The request's types are the protocol's, defined once in internal/protocol.
+type (
+	Request         = protocol.Request
+	File            = protocol.File
+	RunInstructions = protocol.RunInstructions
+)
 
 // plan is what the agent will run: build commands, then the run command, all
 // shell scripts run with sh -c.
@@ -56,16 +27,27 @@ type plan struct {
 
 // parseRequest decodes and validates a request. Its errors are meant for the
 // user: they end up in the result's "error" field.
-func parseRequest(data []byte) (*Request, error) {
+func parseRequest(data []byte) (*protocol.AgentRequest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("empty request: expected a JSON object on stdin")
 	}
-	var req Request
+	var req protocol.AgentRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, fmt.Errorf("decode request: %w", err)
 	}
-	if len(req.Files) == 0 {
+	// glot's agent runs a command without files; the language defaults
+	// and runInstructions need at least one.
+	if len(req.Files) == 0 && (strings.TrimSpace(req.Command) == "" || req.RunInstructions != nil) {
 		return nil, errors.New("request has no files")
+	}
+	switch {
+	case req.Runs == nil:
+	case len(req.Runs) == 0:
+		return nil, fmt.Errorf("runs is empty: give 1 to %d entries, or leave it out and give stdin", protocol.MaxRuns)
+	case len(req.Runs) > protocol.MaxRuns:
+		return nil, fmt.Errorf("runs has %d entries: at most %d are allowed", len(req.Runs), protocol.MaxRuns)
+	case req.Stdin != "":
+		return nil, errors.New("request has both stdin and runs: give each run its own stdin")
 	}
 	seen := make(map[string]bool, len(req.Files))
 	for _, f := range req.Files {
@@ -80,8 +62,8 @@ func parseRequest(data []byte) (*Request, error) {
 	return &req, nil
 }
 
-// plan returns the commands to run for the request.
-func (r *Request) plan() (plan, error) {
+// planFor returns the commands to run for the request.
+func planFor(r *Request) (plan, error) {
 	if ri := r.RunInstructions; ri != nil {
 		if strings.TrimSpace(ri.RunCommand) == "" {
 			return plan{}, errors.New("runInstructions has no runCommand")

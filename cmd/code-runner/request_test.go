@@ -1,7 +1,11 @@
 package main
 
 import (
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -11,7 +15,7 @@ func TestParseRequest(t *testing.T) {
 	tests := []struct {
 		name    string
 		data    string
-		want    *Request
+		want    *Request // as the Request of the parsed AgentRequest
 		wantErr string
 	}{
 		{
@@ -36,13 +40,26 @@ func TestParseRequest(t *testing.T) {
 			want: &Request{Command: "true", Files: []File{{Name: "f"}}}},
 		{name: "empty input", data: " \n", wantErr: "empty request: expected a JSON object on stdin"},
 		{name: "not JSON", data: "hello", wantErr: "decode request: invalid character 'h' looking for beginning of value"},
-		{name: "wrong type", data: `{"files":"main.py"}`, wantErr: "decode request: json: cannot unmarshal string into Go struct field Request.files of type []main.File"},
+		{name: "wrong type", data: `{"files":"main.py"}`, wantErr: "decode request: json: cannot unmarshal string into Go struct field AgentRequest.Request.files of type []protocol.File"},
 		{name: "no files", data: `{"language":"python"}`, wantErr: "request has no files"},
 		{name: "empty files", data: `{"language":"python","files":[]}`, wantErr: "request has no files"},
 		{name: "empty name", data: `{"language":"python","files":[{"name":"","content":"x"}]}`, wantErr: "empty file name"},
 		{name: "missing name", data: `{"language":"python","files":[{"content":"x"}]}`, wantErr: "empty file name"},
 		{name: "absolute name", data: `{"language":"python","files":[{"name":"/etc/passwd"}]}`,
 			wantErr: `file name "/etc/passwd" is absolute: names must be relative to the work directory`},
+		{name: "command without files, as glot's agent allows", data: `{"command":"echo hi","files":[]}`,
+			want: &Request{Command: "echo hi", Files: []File{}}},
+		{name: "run instructions without files", data: `{"runInstructions":{"runCommand":"x"},"files":[]}`, wantErr: "request has no files"},
+		{name: "runs", data: `{"command":"cat","files":[{"name":"f"}],"runs":[{"stdin":"a"},{"stdin":"b","execution_time":1.5}]}`,
+			want: &Request{Command: "cat", Files: []File{{Name: "f"}}, Runs: []protocol.RunInput{{Stdin: "a"}, {Stdin: "b", ExecutionTime: protocol.Seconds(1500 * time.Millisecond)}}}},
+		{name: "empty runs", data: `{"command":"cat","files":[{"name":"f"}],"runs":[]}`,
+			wantErr: "runs is empty: give 1 to 100 entries, or leave it out and give stdin"},
+		{name: "too many runs", data: `{"command":"cat","files":[{"name":"f"}],"runs":[` + strings.Repeat(`{},`, 100) + `{}]}`,
+			wantErr: "runs has 101 entries: at most 100 are allowed"},
+		{name: "stdin and runs", data: `{"command":"cat","files":[{"name":"f"}],"stdin":"x","runs":[{}]}`,
+			wantErr: "request has both stdin and runs: give each run its own stdin"},
+		{name: "negative run time limit", data: `{"command":"cat","files":[{"name":"f"}],"runs":[{"execution_time":-1}]}`,
+			wantErr: "decode request: -1 seconds is out of range"},
 		{name: "duplicate name", data: `{"language":"python","files":[{"name":"a"},{"name":"a"}]}`, wantErr: `file name "a" is given twice`},
 	}
 	for _, tt := range tests {
@@ -58,7 +75,7 @@ func TestParseRequest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseRequest() error = %v", err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, &got.Request); diff != "" {
 				t.Errorf("parseRequest() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -126,7 +143,7 @@ func TestPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := tt.req.plan()
+			got, err := planFor(&tt.req)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("plan() error = %v, want %q", err, tt.wantErr)

@@ -6,52 +6,92 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
-// Result is the one JSON object the agent writes to stdout.
-type Result struct {
-	// Stdout and Stderr are what the user's run command wrote, as valid UTF-8
-	// (invalid sequences become U+FFFD).
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-	// Error is empty on success; otherwise it says what went wrong: a bad
-	// request, "Exit code: N", "Killed by signal: ...", a limit, or a failed
-	// build with its output.
-	Error string `json:"error"`
-	// Duration is the time spent building and running, in nanoseconds.
-	Duration time.Duration `json:"duration"`
-	// Trace, when the request asked for it, is when the agent passed each
-	// step of the run.
-	Trace *trace `json:"trace,omitempty"`
-}
+// Result is the one JSON object the agent writes to stdout: the protocol's
+// answer, with the agent's encoder. The agent always reports usage.
+type Result protocol.Answer
+
+// RunResult is the outcome of one test case of a request with runs.
+type RunResult = protocol.RunAnswer
 
 // encode returns the result as one line of JSON. When maxSize > 0 the line,
 // newline included, is kept strictly under maxSize bytes: if it would not
-// fit, stdout, stderr and error are cut (on UTF-8 boundaries, sharing the room
-// fairly) and the error says that the output was truncated.
+// fit, the string fields are cut (on UTF-8 boundaries, sharing the room
+// fairly: a short field keeps all of it), and the error of each answer (the
+// top level or a run) whose output was cut says that it was truncated.
 func (r Result) encode(maxSize int64) []byte {
-	r.Stdout = strings.ToValidUTF8(r.Stdout, "\uFFFD")
-	r.Stderr = strings.ToValidUTF8(r.Stderr, "\uFFFD")
-	r.Error = strings.ToValidUTF8(r.Error, "\uFFFD")
+	r = r.validUTF8()
 	b := r.appendJSON(nil)
 	if maxSize <= 0 || int64(len(b)) < maxSize {
 		return b
 	}
-	if firstLine, _, _ := strings.Cut(r.Error, "\n"); !strings.Contains(firstLine, outputLimitPrefix) {
-		msg := fmt.Sprintf("%s the output does not fit in %d bytes and was truncated", outputLimitPrefix, maxSize)
-		if r.Error != "" {
-			msg += "; " + r.Error
+	// Each entry is {error, stdout, stderr} of the top level or of a run.
+	entries := r.entries()
+	texts := make([]string, 0, 3*len(entries))
+	for _, e := range entries {
+		for _, f := range e {
+			texts = append(texts, *f)
+			*f = ""
 		}
-		r.Error = msg
 	}
-	overhead := int64(len(Result{Duration: r.Duration, Trace: r.Trace}.appendJSON(nil)))
-	room := maxSize - 1 - overhead
-	fields := []*string{&r.Error, &r.Stdout, &r.Stderr}
-	share := shareRoom(room, []int64{jsonLen(r.Error), jsonLen(r.Stdout), jsonLen(r.Stderr)})
-	for i, f := range fields {
-		*f = jsonPrefix(*f, share[i])
+	room := maxSize - 1 - int64(len(r.appendJSON(nil)))
+	sizes := make([]int64, len(texts))
+	for i, t := range texts {
+		sizes[i] = jsonLen(t)
 	}
-	return r.appendJSON(nil)
+	for {
+		share := shareRoom(room, sizes)
+		noted := false
+		for i := range entries {
+			k := 3 * i
+			cut := share[k] < sizes[k] || share[k+1] < sizes[k+1] || share[k+2] < sizes[k+2]
+			if first, _, _ := strings.Cut(texts[k], "\n"); cut && !strings.Contains(first, outputLimitPrefix) {
+				msg := fmt.Sprintf("%s the output does not fit in %d bytes and was truncated", outputLimitPrefix, maxSize)
+				if texts[k] != "" {
+					msg += "; " + texts[k]
+				}
+				texts[k], sizes[k], noted = msg, jsonLen(msg), true
+			}
+		}
+		if noted {
+			continue // the notes take room: share again
+		}
+		for i, e := range entries {
+			for j, f := range e {
+				*f = jsonPrefix(texts[3*i+j], share[3*i+j])
+			}
+		}
+		return r.appendJSON(nil)
+	}
+}
+
+// validUTF8 returns a copy of r whose strings are valid UTF-8.
+func (r Result) validUTF8() Result {
+	valid := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+	r.Stdout, r.Stderr, r.Error = valid(r.Stdout), valid(r.Stderr), valid(r.Error)
+	if r.Runs != nil {
+		runs := make([]RunResult, len(r.Runs))
+		for i, run := range r.Runs {
+			run.Stdout, run.Stderr, run.Error = valid(run.Stdout), valid(run.Stderr), valid(run.Error)
+			runs[i] = run
+		}
+		r.Runs = runs
+	}
+	return r
+}
+
+// entries returns the error, stdout and stderr fields of the top level and
+// of each run.
+func (r *Result) entries() [][3]*string {
+	out := [][3]*string{{&r.Error, &r.Stdout, &r.Stderr}}
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		out = append(out, [3]*string{&run.Error, &run.Stdout, &run.Stderr})
+	}
+	return out
 }
 
 // shareRoom divides room bytes among fields of the given sizes: fields that
@@ -88,21 +128,49 @@ func shareRoom(room int64, sizes []int64) []int64 {
 	return out
 }
 
-// appendJSON appends the result as a JSON object and a newline.
+// appendJSON appends the result as a JSON object and a newline, with the
+// keys of [protocol.Answer]. Usage is always written; runs only when the
+// request had runs.
 func (r Result) appendJSON(b []byte) []byte {
-	b = append(b, `{"stdout":`...)
-	b = appendJSONString(b, r.Stdout)
-	b = append(b, `,"stderr":`...)
-	b = appendJSONString(b, r.Stderr)
-	b = append(b, `,"error":`...)
-	b = appendJSONString(b, r.Error)
-	b = append(b, `,"duration":`...)
-	b = strconv.AppendInt(b, int64(r.Duration), 10)
+	var usage protocol.Usage
+	if r.Usage != nil {
+		usage = *r.Usage
+	}
+	b = appendOutcome(b, r.Stdout, r.Stderr, r.Error, r.Duration, usage)
+	if r.Runs != nil {
+		b = append(b, `,"runs":[`...)
+		for i, run := range r.Runs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendOutcome(b, run.Stdout, run.Stderr, run.Error, run.Duration, run.Usage)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	if r.Trace != nil {
 		b = append(b, `,"trace":`...)
-		b = r.Trace.appendJSON(b)
+		b = appendTrace(b, r.Trace)
 	}
 	return append(b, "}\n"...)
+}
+
+// appendOutcome appends an object's opening brace and the fields that the
+// top level and each run have in common, without the closing brace.
+func appendOutcome(b []byte, stdout, stderr, errText string, d time.Duration, u protocol.Usage) []byte {
+	b = append(b, `{"stdout":`...)
+	b = appendJSONString(b, stdout)
+	b = append(b, `,"stderr":`...)
+	b = appendJSONString(b, stderr)
+	b = append(b, `,"error":`...)
+	b = appendJSONString(b, errText)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendInt(b, int64(d), 10)
+	b = append(b, `,"usage":{"cpu_time":`...)
+	b = strconv.AppendInt(b, int64(u.CPUTime), 10)
+	b = append(b, `,"memory":`...)
+	b = strconv.AppendInt(b, u.Memory, 10)
+	return append(b, '}')
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 is written as

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dockerrun/dockerrun/internal/protocol"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -32,19 +33,31 @@ func TestEncode(t *testing.T) {
 		want Result
 	}{
 		{
+			name: "runs",
+			in: Result{Stderr: "warning", Runs: []RunResult{{Stdout: "a", Duration: 5, Usage: protocol.Usage{CPUTime: 1, Memory: 2}},
+				{Stderr: "b\x80", Error: "Exit code: 1"}}},
+			want: Result{Stderr: "warning", Usage: &protocol.Usage{}, Runs: []RunResult{{Stdout: "a", Duration: 5, Usage: protocol.Usage{CPUTime: 1, Memory: 2}},
+				{Stderr: "b\uFFFD", Error: "Exit code: 1"}}},
+		},
+		{
+			name: "build failed: no runs",
+			in:   Result{Error: "Exit code: 1", Runs: []RunResult{}},
+			want: Result{Error: "Exit code: 1", Usage: &protocol.Usage{}, Runs: []RunResult{}},
+		},
+		{
 			name: "plain",
-			in:   Result{Stdout: "hello\n", Stderr: "warn\n", Error: "Exit code: 1", Duration: 1234567},
-			want: Result{Stdout: "hello\n", Stderr: "warn\n", Error: "Exit code: 1", Duration: 1234567},
+			in:   Result{Stdout: "hello\n", Stderr: "warn\n", Error: "Exit code: 1", Duration: 1234567, Usage: &protocol.Usage{CPUTime: 5e6, Memory: 3 << 20}},
+			want: Result{Stdout: "hello\n", Stderr: "warn\n", Error: "Exit code: 1", Duration: 1234567, Usage: &protocol.Usage{CPUTime: 5e6, Memory: 3 << 20}},
 		},
 		{
 			name: "escapes and HTML characters",
 			in:   Result{Stdout: "\"q\" \\ <a>&\t\r\n\x00\x01\x1f\x7f \b\f", Stderr: "\u2028 é 日本 🎉"},
-			want: Result{Stdout: "\"q\" \\ <a>&\t\r\n\x00\x01\x1f\x7f \b\f", Stderr: "\u2028 é 日本 🎉"},
+			want: Result{Stdout: "\"q\" \\ <a>&\t\r\n\x00\x01\x1f\x7f \b\f", Stderr: "\u2028 é 日本 🎉", Usage: &protocol.Usage{}},
 		},
 		{
 			name: "invalid UTF-8 becomes U+FFFD",
 			in:   Result{Stdout: "a\xffb\xc3", Stderr: "\xe6\x97", Error: "x\x80"},
-			want: Result{Stdout: "a\uFFFDb\uFFFD", Stderr: "\uFFFD", Error: "x\uFFFD"},
+			want: Result{Stdout: "a\uFFFDb\uFFFD", Stderr: "\uFFFD", Error: "x\uFFFD", Usage: &protocol.Usage{}},
 		},
 	}
 	for _, tt := range tests {
@@ -116,7 +129,7 @@ func TestEncodeLimit(t *testing.T) {
 		{name: "expanding escapes", in: Result{Stdout: escapes, Stderr: "short"}},
 		{name: "multibyte runes", in: Result{Stdout: multi, Stderr: multi}},
 		{name: "invalid UTF-8", in: Result{Stdout: strings.Repeat("\xff", 5000)}},
-		{name: "build output in error", in: Result{Error: "Build failed: Exit code: 1\n" + big}},
+		{name: "long error", in: Result{Error: "decode request: " + big}},
 		{name: "output limit error kept", in: Result{Stdout: big, Error: "Output limit exceeded: the program wrote more than 500 bytes and was stopped"}},
 	}
 	for _, tt := range tests {
@@ -158,7 +171,7 @@ func TestEncodeLimit(t *testing.T) {
 
 func TestEncodeLimitFits(t *testing.T) {
 	t.Parallel()
-	r := Result{Stdout: "hello\n", Error: "Exit code: 1"}
+	r := Result{Stdout: "hello\n", Error: "Exit code: 1", Usage: &protocol.Usage{CPUTime: 1, Memory: 2}}
 	full := r.encode(0)
 	// Exactly one byte more than needed: nothing is cut.
 	got := decodeResult(t, r.encode(int64(len(full))+1))
@@ -168,5 +181,47 @@ func TestEncodeLimitFits(t *testing.T) {
 	// At exactly the size, the object is cut to stay strictly under.
 	if b := r.encode(int64(len(full))); len(b) >= len(full) {
 		t.Errorf("encode(%d) wrote %d bytes", len(full), len(b))
+	}
+}
+
+// TestEncodeLimitRuns checks the output limit over an answer with runs: the
+// whole line stays under it, each field keeps a prefix of its text, and the
+// runs whose output was cut, and only those, say so in their error.
+func TestEncodeLimitRuns(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 3000)
+	in := Result{Stdout: "built\n", Runs: []RunResult{
+		{Stdout: "short"},
+		{Stdout: big, Stderr: big, Error: "Exit code: 1"},
+		{Stdout: "also short", Usage: protocol.Usage{CPUTime: 7, Memory: 8}},
+		{Stdout: big},
+	}}
+	const limit = 2000
+	b := in.encode(limit)
+	if len(b) >= limit {
+		t.Fatalf("encode(%d) wrote %d bytes", limit, len(b))
+	}
+	got := decodeResult(t, b)
+	if len(got.Runs) != len(in.Runs) {
+		t.Fatalf("encode() kept %d runs, want %d", len(got.Runs), len(in.Runs))
+	}
+	if got.Stdout != in.Stdout || got.Error != "" {
+		t.Errorf("encode() top level = %q, %q, want it whole", got.Stdout, got.Error)
+	}
+	const note = "Output limit exceeded: the output does not fit in 2000 bytes and was truncated"
+	wantErr := []string{"", note + "; Exit code: 1", "", note}
+	for i, r := range got.Runs {
+		if !strings.HasPrefix(in.Runs[i].Stdout, r.Stdout) || !strings.HasPrefix(in.Runs[i].Stderr, r.Stderr) {
+			t.Errorf("run %d output = %.40q, %.40q, not a prefix of the original", i, r.Stdout, r.Stderr)
+		}
+		if r.Error != wantErr[i] {
+			t.Errorf("run %d error = %q, want %q", i, r.Error, wantErr[i])
+		}
+	}
+	if got.Runs[0].Stdout != "short" || got.Runs[2] != in.Runs[2] {
+		t.Errorf("encode() cut short runs: %+v, %+v", got.Runs[0], got.Runs[2])
+	}
+	if n := len(got.Runs[3].Stdout); n < 300 {
+		t.Errorf("encode() kept %d bytes of the last run, want its share", n)
 	}
 }

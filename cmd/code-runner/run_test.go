@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockerrun/dockerrun/internal/protocol"
+
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // runIn runs req in a fresh work directory, as the agent would right after
 // reading it.
+// ignoreUsage leaves usage out of comparisons; TestRunUsage checks it.
+var ignoreUsage = cmpopts.IgnoreFields(Result{}, "Usage")
+
 func runIn(t *testing.T, req Request, lim limits) Result {
 	t.Helper()
 	return runInDir(t, t.TempDir(), req, lim)
@@ -28,7 +35,7 @@ func runInDir(t *testing.T, dir string, req Request, lim limits) Result {
 	if len(req.Files) == 0 {
 		req.Files = []File{{Name: "input.txt", Content: "file content\n"}}
 	}
-	return run(context.Background(), &req, dir, lim, time.Now())
+	return run(context.Background(), &protocol.AgentRequest{Request: req}, dir, lim, time.Now())
 }
 
 func TestRun(t *testing.T) {
@@ -110,12 +117,12 @@ func TestRun(t *testing.T) {
 				BuildCommands: []string{"echo first", "echo compiling; echo 'main.c:1: error' >&2; exit 2", "touch third"},
 				RunCommand:    "echo ran; touch ran",
 			}},
-			want: Result{Error: "Build failed: Exit code: 2\ncompiling\nmain.c:1: error\n"},
+			want: Result{Stdout: "compiling\n", Stderr: "main.c:1: error\n", Error: "Exit code: 2"},
 		},
 		{
 			name: "build killed by a signal",
 			req:  Request{Files: []File{{Name: "x"}}, RunInstructions: &RunInstructions{BuildCommands: []string{"kill -9 $$"}, RunCommand: "true"}},
-			want: Result{Error: "Build failed: Killed by signal: SIGKILL (9)"},
+			want: Result{Error: "Killed by signal: SIGKILL (9)"},
 		},
 		{
 			name: "unknown language",
@@ -147,7 +154,7 @@ func TestRun(t *testing.T) {
 				}
 				got.Stderr = tt.want.Stderr
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, ignoreUsage); diff != "" {
 				t.Errorf("run() mismatch (-want +got):\n%s", diff)
 			}
 			for _, name := range []string{"ran", "third"} {
@@ -200,7 +207,7 @@ func TestRunOutputLimit(t *testing.T) {
 			name:    "build output forever",
 			req:     Request{Files: []File{{Name: "x"}}, RunInstructions: &RunInstructions{BuildCommands: []string{"yes warning"}, RunCommand: "true"}},
 			line:    "warning\n",
-			wantErr: "Build failed: Output limit exceeded: the build wrote more than 10000 bytes and was stopped",
+			wantErr: "Output limit exceeded: the build wrote more than 10000 bytes and was stopped",
 		},
 	}
 	for _, tt := range tests {
@@ -223,9 +230,6 @@ func TestRunOutputLimit(t *testing.T) {
 			if tt.stderr {
 				out = got.Stderr
 			}
-			if strings.HasPrefix(tt.wantErr, "Build failed") {
-				out = strings.TrimPrefix(got.Error, tt.wantErr+"\n")
-			}
 			if n := jsonLen(out); n < limit/2 {
 				t.Errorf("run() kept %d bytes of output (encoded), want at least %d", n, limit/2)
 			}
@@ -238,7 +242,7 @@ func TestRunOutputLimit(t *testing.T) {
 
 func TestRunTimeLimit(t *testing.T) {
 	t.Parallel()
-	stoppedAfter := regexp.MustCompile(`^(Build failed: )?Execution time limit exceeded: the (program|build) was stopped after ([0-9.]+)(s|ms)`)
+	stoppedAfter := regexp.MustCompile(`^Execution time limit exceeded: the (program|build) was stopped after ([0-9.]+)(s|ms)`)
 	tests := []struct {
 		name       string
 		req        Request
@@ -267,14 +271,15 @@ func TestRunTimeLimit(t *testing.T) {
 			name: "build counts too",
 			req: Request{Files: []File{{Name: "x"}}, RunInstructions: &RunInstructions{
 				BuildCommands: []string{"echo compiling; sleep 30"}, RunCommand: "echo ran"}},
-			wantPrefix: "Build failed: Execution time limit exceeded: the build was stopped after",
+			wantStdout: "compiling\n",
+			wantPrefix: "Execution time limit exceeded: the build was stopped after",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
-			got := run(context.Background(), &tt.req, t.TempDir(), limits{maxExecutionTime: 1500 * time.Millisecond}, start)
+			got := run(context.Background(), &protocol.AgentRequest{Request: tt.req}, t.TempDir(), limits{maxExecutionTime: 1500 * time.Millisecond}, start)
 			elapsed := time.Since(start)
 			// The margin for 1.5s is 200ms: the agent stops the program at
 			// 1.3s, well before the runner's own deadline.
@@ -287,9 +292,6 @@ func TestRunTimeLimit(t *testing.T) {
 			if got.Stdout != tt.wantStdout {
 				t.Errorf("run() stdout = %q, want %q", got.Stdout, tt.wantStdout)
 			}
-			if strings.Contains(tt.name, "build") && !strings.HasSuffix(got.Error, "\ncompiling\n") {
-				t.Errorf("run() error = %q, want the build output", got.Error)
-			}
 		})
 	}
 }
@@ -298,7 +300,7 @@ func TestRunTimeLimitCountsFromStart(t *testing.T) {
 	t.Parallel()
 	// The request was read 2s ago and the limit is 1s: nothing may run.
 	req := Request{Command: "echo ran", Files: []File{{Name: "x"}}}
-	got := run(context.Background(), &req, t.TempDir(), limits{maxExecutionTime: time.Second}, time.Now().Add(-2*time.Second))
+	got := run(context.Background(), &protocol.AgentRequest{Request: req}, t.TempDir(), limits{maxExecutionTime: time.Second}, time.Now().Add(-2*time.Second))
 	if !strings.HasPrefix(got.Error, "Execution time limit exceeded:") || got.Stdout != "" {
 		t.Errorf("run() = %+v, want a time limit error and no output", got)
 	}
@@ -329,7 +331,7 @@ func TestRunBackgroundChild(t *testing.T) {
 				t.Errorf("run() took %v with a child holding the pipes", d)
 			}
 			got.Duration = 0
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, ignoreUsage); diff != "" {
 				t.Errorf("run() mismatch (-want +got):\n%s", diff)
 			}
 			b, err := os.ReadFile(filepath.Join(dir, "pid"))
@@ -391,7 +393,7 @@ func TestRunHome(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := commandEnv(tt.environ, "/work")
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, ignoreUsage); diff != "" {
 				t.Errorf("commandEnv() mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -450,5 +452,176 @@ func TestLimitsFromEnv(t *testing.T) {
 				t.Errorf("limitsFromEnv() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestRunRuns(t *testing.T) {
+	t.Parallel()
+	// The build appends to a log: each run shows that it was built once.
+	build := func(cmds ...string) *RunInstructions {
+		return &RunInstructions{BuildCommands: cmds, RunCommand: `cat; echo " $(wc -l < log)"`}
+	}
+	in := func(stdins ...string) []protocol.RunInput {
+		var out []protocol.RunInput
+		for _, s := range stdins {
+			out = append(out, protocol.RunInput{Stdin: s})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		req  Request
+		lim  limits
+		want Result
+	}{
+		{
+			name: "built once, run per entry",
+			req:  Request{RunInstructions: build("echo built >> log; echo warning >&2"), Runs: in("a", "b", "c")},
+			want: Result{Stderr: "warning\n", Runs: []RunResult{{Stdout: "a 1\n"}, {Stdout: "b 1\n"}, {Stdout: "c 1\n"}}},
+		},
+		{
+			name: "nothing to build",
+			req:  Request{Command: "cat", Runs: in("x", "")},
+			want: Result{Runs: []RunResult{{Stdout: "x"}, {}}},
+		},
+		{
+			name: "build fails: its output and exit code, no runs",
+			req:  Request{RunInstructions: build("echo compiling; echo 'main.c:1: error' >&2; exit 1", "touch ran"), Runs: in("a")},
+			want: Result{Stdout: "compiling\n", Stderr: "main.c:1: error\n", Error: "Exit code: 1", Runs: []RunResult{}},
+		},
+		{
+			name: "a failing run does not stop the next",
+			req: Request{Command: `read x; case $x in fail) echo no >&2; exit 3;; kill) kill -9 $$;; *) echo "ok $x";; esac`,
+				Runs: in("1", "fail", "kill", "4")},
+			want: Result{Runs: []RunResult{
+				{Stdout: "ok 1\n"}, {Stderr: "no\n", Error: "Exit code: 3"},
+				{Error: "Killed by signal: SIGKILL (9)"}, {Stdout: "ok 4\n"},
+			}},
+		},
+		{
+			name: "the output limit covers the whole answer",
+			req:  Request{Command: "cat", Runs: in(strings.Repeat("x", 600), strings.Repeat("y", 600), "z")},
+			lim:  limits{maxOutputSize: 1000},
+			want: Result{Runs: []RunResult{
+				{Stdout: strings.Repeat("x", 600)},
+				{Stdout: strings.Repeat("y", 400), Error: "Output limit exceeded: the program wrote more than 1000 bytes and was stopped"},
+				{Error: "Output limit exceeded: the program was not run: the answer already holds 1000 bytes of output"},
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			got := runInDir(t, dir, tt.req, tt.lim)
+			if got.Usage == nil {
+				t.Errorf("run() usage = nil, want the build's")
+			}
+			got.Duration = 0
+			for i := range got.Runs {
+				got.Runs[i].Duration, got.Runs[i].Usage = 0, protocol.Usage{}
+			}
+			if diff := cmp.Diff(tt.want, got, ignoreUsage); diff != "" {
+				t.Errorf("run() mismatch (-want +got):\n%s", diff)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+				t.Errorf("run() ran a build command after a failed one")
+			}
+		})
+	}
+}
+
+// TestRunRunsTimeLimit checks that a run stopped at its own time limit does
+// not stop the next, and that runs left when the request's limit is reached
+// are reported as not run.
+func TestRunRunsTimeLimit(t *testing.T) {
+	t.Parallel()
+	req := Request{
+		Command: `read x; if [ "$x" = sleep ]; then echo sleeping; sleep 30; fi; echo "done $x"`,
+		Runs: []protocol.RunInput{
+			{Stdin: "1"}, {Stdin: "sleep", ExecutionTime: protocol.Seconds(300 * time.Millisecond)}, {Stdin: "3"},
+			{Stdin: "sleep"}, {Stdin: "5"},
+		},
+	}
+	start := time.Now()
+	got := run(context.Background(), &protocol.AgentRequest{Request: req}, t.TempDir(), limits{maxExecutionTime: 3 * time.Second}, start)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("run() took %v, want under the 3s limit", d)
+	}
+	if len(got.Runs) != 5 {
+		t.Fatalf("run() has %d runs, want 5: %+v", len(got.Runs), got)
+	}
+	if r := got.Runs[1]; r.Duration < 300*time.Millisecond || r.Duration > 2*time.Second {
+		t.Errorf("run 1 took %v, want about its 300ms limit", r.Duration)
+	}
+	for i, r := range got.Runs {
+		got.Runs[i].Error = regexp.MustCompile(`after [0-9.]+m?s$`).ReplaceAllString(r.Error, "after T")
+		got.Runs[i].Duration, got.Runs[i].Usage = 0, protocol.Usage{}
+	}
+	want := []RunResult{
+		{Stdout: "done 1\n"},
+		{Stdout: "sleeping\n", Error: "Execution time limit exceeded: the program was stopped after T"},
+		{Stdout: "done 3\n"},
+		{Stdout: "sleeping\n", Error: "Execution time limit exceeded: the program was stopped after T"},
+		{Error: "Execution time limit exceeded: the program was not run: the time limit of the request was reached before"},
+	}
+	if diff := cmp.Diff(want, got.Runs); diff != "" {
+		t.Errorf("run() runs mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRunRequestLimits checks that limits in the request lower the
+// environment's, and never raise them.
+func TestRunRequestLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     limits
+		req     *protocol.Limits
+		wantLim limits
+	}{
+		{name: "none", env: limits{maxOutputSize: 100, maxExecutionTime: time.Second}, wantLim: limits{maxOutputSize: 100, maxExecutionTime: time.Second}},
+		{name: "lower", env: limits{maxOutputSize: 100, maxExecutionTime: time.Second},
+			req:     &protocol.Limits{OutputSize: 50, ExecutionTime: protocol.Seconds(500 * time.Millisecond), Memory: 1 << 20},
+			wantLim: limits{maxOutputSize: 50, maxExecutionTime: 500 * time.Millisecond}},
+		{name: "higher is ignored", env: limits{maxOutputSize: 100, maxExecutionTime: time.Second},
+			req:     &protocol.Limits{OutputSize: 500, ExecutionTime: protocol.Seconds(5 * time.Second)},
+			wantLim: limits{maxOutputSize: 100, maxExecutionTime: time.Second}},
+		{name: "no limit in the environment", req: &protocol.Limits{OutputSize: 50, ExecutionTime: protocol.Seconds(time.Second)},
+			wantLim: limits{maxOutputSize: 50, maxExecutionTime: time.Second}},
+	}
+	for _, tt := range tests {
+		if got := tt.env.lower(tt.req); got != tt.wantLim {
+			t.Errorf("%s: lower() = %+v, want %+v", tt.name, got, tt.wantLim)
+		}
+	}
+
+	// End to end: a sleeping program is stopped at the request's limit.
+	req := &protocol.AgentRequest{Request: Request{Command: "echo started; sleep 30"}, Limits: &protocol.Limits{ExecutionTime: protocol.Seconds(time.Second)}}
+	start := time.Now()
+	got := run(context.Background(), req, t.TempDir(), limits{maxExecutionTime: time.Minute}, start)
+	if d := time.Since(start); d < 700*time.Millisecond || d > 3*time.Second {
+		t.Errorf("run() returned after %v, want about 800ms", d)
+	}
+	if !strings.HasPrefix(got.Error, "Execution time limit exceeded:") || got.Stdout != "started\n" {
+		t.Errorf("run() = %+v, want the time limit and the output so far", got)
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	t.Parallel()
+	// The shell holds 64 MiB in a variable, then burns some CPU.
+	const size = 64 << 20
+	script := fmt.Sprintf(`x=$(head -c %d /dev/zero | tr '\0' a); echo ${#x}; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done`, size)
+	got := runIn(t, Request{Command: script}, limits{})
+	if got.Error != "" || got.Stdout != fmt.Sprintf("%d\n", size) {
+		t.Fatalf("run() = %.200v", got)
+	}
+	u := got.Usage
+	if u == nil || u.Memory < size {
+		t.Errorf("run() usage = %+v, want memory at least %d bytes", u, size)
+	}
+	if u != nil && (u.CPUTime <= 0 || u.CPUTime > got.Duration+time.Second) {
+		t.Errorf("run() usage = %+v, want CPU time above 0 and about the duration %v at most", u, got.Duration)
 	}
 }

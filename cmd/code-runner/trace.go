@@ -5,22 +5,13 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
-// trace is when the agent passed each step of a run, in Unix nanoseconds. A
-// container shares the host's clock, so these compare with the runner's own
-// timestamps. The agent adds it to its answer as "trace" when the request
-// asks with "trace": true; docs/performance.md uses it to find where the
-// time of a run goes.
-type trace struct {
-	Received int64 // the first byte of the request was read
-	Read     int64 // the whole request was read: stdin was closed
-	Parsed   int64 // the request was decoded and checked
-	Files    int64 // the files were written
-	Started  int64 // the run command's process was started (exec done)
-	Exited   int64 // it exited and its output was collected
-	Done     int64 // the result was complete, about to be encoded and written
-}
+// trace is when the agent passed each step of a run; the agent adds it to its
+// answer as "trace" when the request asks with "trace": true.
+type trace = protocol.Trace
 
 type traceKey struct{}
 
@@ -40,8 +31,9 @@ func traceFrom(ctx context.Context) *trace {
 
 func now() int64 { return time.Now().UnixNano() }
 
-// appendJSON appends the trace as a JSON object.
-func (t *trace) appendJSON(b []byte) []byte {
+// appendTrace appends the trace as a JSON object, with the keys of
+// [protocol.Trace].
+func appendTrace(b []byte, t *trace) []byte {
 	for i, f := range []struct {
 		name string
 		v    int64

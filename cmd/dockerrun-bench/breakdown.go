@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
 // phases is where the time of one warm run went. The runner's steps come
@@ -32,16 +33,10 @@ type phases struct {
 	traced, split            bool
 }
 
-// agentTrace is the "trace" field of code-runner's answer: Unix
-// nanoseconds.
-type agentTrace struct {
-	Received, Read, Parsed, Files, Started, Exited, Done int64
-}
-
 // addTrace fills the agent's phases from an answer, if it has a trace.
 func (p *phases) addTrace(answer []byte) {
 	var a struct {
-		Trace *agentTrace `json:"trace"`
+		Trace *protocol.Trace `json:"trace"`
 	}
 	if json.Unmarshal(answer, &a) != nil || a.Trace == nil || a.Trace.Received == 0 {
 		return
@@ -64,7 +59,7 @@ func (p *phases) fromTiming(t dockerrun.Timing, end time.Time, answer []byte) {
 	p.wait, p.write, p.container, p.decode = t.Taken.Sub(t.Start), written.Sub(t.Taken), t.Answered.Sub(written), end.Sub(t.Answered)
 	p.addTrace(answer)
 	var a struct {
-		Trace *agentTrace `json:"trace"`
+		Trace *protocol.Trace `json:"trace"`
 	}
 	if p.traced && json.Unmarshal(answer, &a) == nil {
 		p.relayIn = time.Unix(0, a.Trace.Received).Sub(written)

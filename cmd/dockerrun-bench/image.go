@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/errdefs"
+	"github.com/dockerrun/dockerrun/internal/protocol"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
@@ -27,23 +28,13 @@ type benchImage struct {
 	wantStdout string
 }
 
-// answer is the container's answer, as far as the benchmark checks it.
-type answer struct {
-	Stdout *string `json:"stdout"`
-	Stderr *string `json:"stderr"`
-	Error  *string `json:"error"`
-}
-
 // check returns an error unless raw is the answer the image should give.
 func (img *benchImage) check(raw []byte) error {
-	var a answer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return fmt.Errorf("answer is not JSON: %w: %.200q", err, raw)
+	stdout, _, errText, err := protocol.CheckAnswer(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %.200q", err, raw)
 	}
-	if a.Stdout == nil || a.Stderr == nil || a.Error == nil {
-		return fmt.Errorf("answer lacks stdout, stderr or error: %.200q", raw)
-	}
-	return img.checkStdout(*a.Stdout, *a.Error)
+	return img.checkStdout(stdout, errText)
 }
 
 func (img *benchImage) checkStdout(stdout, errText string) error {
