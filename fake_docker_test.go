@@ -79,6 +79,9 @@ func newFakeDocker() *fakeDocker {
 	}
 }
 
+// stamp returns the time as the daemon writes StartedAt and FinishedAt.
+func stamp() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
 func notFound(id string) error {
 	return errdefs.NotFound(fmt.Errorf("No such container: %s", id))
 }
@@ -179,7 +182,7 @@ func (f *fakeDocker) ContainerStart(ctx context.Context, id string, _ container.
 		c.state = container.State{Status: "exited"}
 		return nil
 	}
-	c.state = container.State{Status: "running", Running: true}
+	c.state = container.State{Status: "running", Running: true, StartedAt: stamp()}
 	prog := f.programs[c.config.Image]
 	if prog == nil {
 		prog = modeProgram
@@ -195,7 +198,7 @@ func (f *fakeDocker) play(c *fakeContainer, prog fakeProgram) {
 	code, oom := prog(&fakeProc{f: f, c: c, dec: json.NewDecoder(c.conn)})
 	f.mu.Lock()
 	if c.state.Running {
-		c.state = container.State{Status: "exited", ExitCode: code, OOMKilled: oom}
+		c.state = container.State{Status: "exited", ExitCode: code, OOMKilled: oom, StartedAt: c.state.StartedAt, FinishedAt: stamp()}
 	}
 	f.mu.Unlock()
 	c.conn.Close() // the stream ends when the process does
@@ -203,7 +206,7 @@ func (f *fakeDocker) play(c *fakeContainer, prog fakeProgram) {
 
 // stop kills c's process; f.mu must be held.
 func (f *fakeDocker) stop(c *fakeContainer) {
-	c.state = container.State{Status: "exited", ExitCode: 137}
+	c.state = container.State{Status: "exited", ExitCode: 137, StartedAt: c.state.StartedAt, FinishedAt: stamp()}
 	close(c.killed)
 	c.conn.Close()
 }

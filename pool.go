@@ -2,6 +2,7 @@ package dockerrun
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,12 +15,14 @@ type pool struct {
 	r      *Runner
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // fillers
+	wg     sync.WaitGroup // fillers and watchers
 
 	mu      sync.Mutex
+	closed  bool              // set by close: containers made since are disposed of
 	idle    map[string][]*box // oldest first
 	filling map[string]int    // containers being prepared
 	healthy map[string]bool   // the image's last container started fine
+	dying   map[string]bool   // its last container lost died young (poolShortLife)
 	backoff map[string]time.Duration
 	retryAt map[string]time.Time // no new attempt before, after a failure
 	wake    map[string]chan struct{}
@@ -31,6 +34,12 @@ const (
 	poolBackoffMin = 100 * time.Millisecond
 	poolBackoffMax = 30 * time.Second
 )
+
+// poolShortLife: an idle container that dies sooner than this after its
+// start counts as a failed start, so that an image whose containers die at
+// once backs off instead of being replaced in a loop. One that lived
+// longer (a daemon restart, a `docker kill`) is replaced at once.
+const poolShortLife = time.Second
 
 // poolFillers is how many containers of one image the pool prepares at
 // once, once the image has started fine: a burst of runs empties the pool,
@@ -47,6 +56,7 @@ func newPool(r *Runner, sizes map[string]int) *pool {
 		idle:    make(map[string][]*box),
 		filling: make(map[string]int),
 		healthy: make(map[string]bool),
+		dying:   make(map[string]bool),
 		backoff: make(map[string]time.Duration),
 		retryAt: make(map[string]time.Time),
 		wake:    make(map[string]chan struct{}),
@@ -76,7 +86,9 @@ func (p *pool) start() {
 	}
 }
 
-// take returns an idle container of image, or nil.
+// take returns an idle container of image, or nil. It skips, and
+// disposes of, containers past their age and those whose stream has ended
+// (see [box.dead]): the check costs no call to the daemon.
 func (p *pool) take(image string) *box {
 	if p == nil {
 		return nil
@@ -92,9 +104,15 @@ func (p *pool) take(image string) *box {
 	for len(p.idle[image]) > 0 && c == nil {
 		c = p.idle[image][0]
 		p.idle[image] = p.idle[image][1:]
-		if time.Since(c.ready) > p.r.cfg.warmMaxAge {
+		switch {
+		case c.dead():
+			p.lostLocked(c)
+			c = nil
+		case time.Since(c.ready) > p.r.cfg.warmMaxAge:
 			p.r.dispose(c)
 			c = nil
+		default:
+			p.dying[image] = false // one lived to be used
 		}
 	}
 	select {
@@ -131,15 +149,11 @@ func (p *pool) fill(image string, n int) {
 			p.done(image, nil)
 			return
 		}
-		// Not p.ctx: a create cut short by close could leave a container
-		// that the daemon made and nobody knows of. prepare is bounded by
-		// the Docker timeout; close waits for it.
-		c, err := p.r.prepare(context.WithoutCancel(p.ctx), image, true)
-		if err == nil && p.ctx.Err() != nil {
-			p.done(image, nil)
-			p.r.dispose(c)
-			return
-		}
+		// prepare does not cut a create short (the daemon could make a
+		// container that nobody knows of); it removes what it made if
+		// close comes meanwhile. A create is bounded by the Docker
+		// timeout; Close waits for it as long as its context allows.
+		c, err := p.r.prepare(p.ctx, image, true)
 		if err != nil {
 			p.r.sem.Release(1)
 			retry := p.failed(image)
@@ -183,7 +197,7 @@ func (p *pool) claim(image string, n int) time.Duration {
 }
 
 // done ends a preparation claimed with claim: c, if not nil, joins the
-// idle containers.
+// idle containers and is watched, or is disposed of if the pool is closed.
 func (p *pool) done(image string, c *box) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -191,10 +205,23 @@ func (p *pool) done(image string, c *box) {
 	if c == nil {
 		return
 	}
+	if p.closed {
+		p.r.dispose(c)
+		return
+	}
 	p.idle[image] = append(p.idle[image], c)
+	p.wg.Add(1)
+	c.watch(func() {
+		defer p.wg.Done()
+		if c.dead() {
+			p.evict(c)
+		}
+	})
 	if !p.healthy[image] {
 		p.healthy[image] = true
-		p.backoff[image] = poolBackoffMin
+		if !p.dying[image] { // starting is not enough: it must live
+			p.backoff[image] = poolBackoffMin
+		}
 		select { // the other fillers may start now
 		case p.wake[image] <- struct{}{}:
 		default:
@@ -208,11 +235,54 @@ func (p *pool) failed(image string) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.filling[image]--
+	return p.failedLocked(image)
+}
+
+// failedLocked marks image as failing and returns the delay before the
+// next attempt, which doubles with each failure. p.mu is held.
+func (p *pool) failedLocked(image string) time.Duration {
 	p.healthy[image] = false
 	wait := p.backoff[image]
 	p.retryAt[image] = time.Now().Add(wait)
 	p.backoff[image] = min(2*wait, poolBackoffMax)
 	return wait
+}
+
+// evict disposes of c, whose stream ended while it was idle, unless a run
+// took it first (the run then finds it dead, see [Runner.exec]).
+func (p *pool) evict(c *box) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.idle[c.image]
+	i := slices.Index(q, c)
+	if i < 0 {
+		return
+	}
+	p.idle[c.image] = slices.Delete(q, i, i+1)
+	p.lostLocked(c)
+}
+
+// lostLocked disposes of c, an idle container that died, and has it
+// replaced: at once, or after the image's backoff if it died young. p.mu
+// is held.
+func (p *pool) lostLocked(c *box) {
+	p.r.dispose(c)
+	lived := time.Since(c.ready)
+	log := p.r.log.With("image", c.image, "container", short(c.id), "lived", lived.Round(time.Millisecond), "error", c.peekErr)
+	if p.closed {
+		return
+	}
+	p.dying[c.image] = lived < poolShortLife
+	if p.dying[c.image] {
+		wait := p.failedLocked(c.image)
+		log.Warn("warm pool: an idle container died right after its start; backing off", "retry_in", wait)
+	} else {
+		log.Warn("warm pool: an idle container died (a daemon restart, a docker kill?); replacing it")
+	}
+	select {
+	case p.wake[c.image] <- struct{}{}:
+	default:
+	}
 }
 
 // expire disposes of idle containers of image older than the maximum age.
@@ -223,6 +293,7 @@ func (p *pool) expire(image string) {
 	for len(q) > 0 && time.Since(q[0].ready) > p.r.cfg.warmMaxAge {
 		p.r.dispose(q[0])
 		q = q[1:]
+		p.dying[image] = false // one lived to its age
 	}
 	p.idle[image] = q
 }
@@ -238,24 +309,26 @@ func (p *pool) size(image string) int {
 	return len(p.idle[image])
 }
 
-// close stops the fillers and disposes of every idle container.
+// close disposes of every idle container and stops the fillers without
+// waiting for them: a filler in the middle of a create disposes of its
+// container when the create returns. [pool.wait] waits for them.
 func (p *pool) close() {
 	if p == nil {
 		return
 	}
-	p.cancel()
-	p.wg.Wait()
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.closed = true
 	for image, q := range p.idle {
 		for _, c := range q {
 			p.r.dispose(c)
 		}
 		delete(p.idle, image)
 	}
+	p.mu.Unlock()
+	p.cancel()
 }
 
-// wait waits for the fillers to stop.
+// wait waits for the fillers and watchers to stop.
 func (p *pool) wait() {
 	if p != nil {
 		p.wg.Wait()

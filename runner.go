@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -176,7 +177,11 @@ func (r *Runner) Version(ctx context.Context) (types.Version, error) {
 // exist, as long as ctx allows. The execution time limit starts when the
 // payload is written. Cancelling ctx kills the container. The container is
 // removed whatever happens, after Run returns (the removal still counts
-// against the concurrency limit). Every error is an [*Error].
+// against the concurrency limit). A warm container found dead before it
+// could have read the payload is replaced by a cold one, once; a payload
+// that a container may have read is never run again. Every error is an
+// [*Error]; a daemon that goes away during the run is a docker.* error
+// ([CodeDockerUnixSocket]), not the agent's ([CodeStdoutDecode]).
 func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, error) {
 	start := time.Now()
 	if !r.begin() {
@@ -196,28 +201,44 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 	}
 
 	// A warm container holds a place already; a cold run waits for one.
-	// From here on the place belongs to c and is released by dispose.
-	c := r.pool.take(image)
-	if c == nil {
-		if err := r.acquire(ctx); err != nil {
-			return nil, err
+	if c := r.pool.take(image); c != nil {
+		res, err := r.runIn(ctx, start, c, body)
+		if !errors.Is(err, errUnread) {
+			return res, err
 		}
-		c, err = r.prepare(ctx, image, false)
-		if err != nil {
-			r.sem.Release(1)
-			return nil, err
-		}
+		// Never a second try for a payload that a container may have
+		// read: see errUnread.
+		r.log.Info("warm container died before it could read the payload; running on a cold one", "image", image, "container", short(c.id))
 	}
+	if err := r.acquire(ctx); err != nil {
+		return nil, err
+	}
+	c, err := r.prepare(ctx, image, false)
+	if err != nil {
+		r.sem.Release(1)
+		return nil, err
+	}
+	return r.runIn(ctx, start, c, body)
+}
+
+// runIn runs body in c, which holds a place, then disposes of c, which
+// frees the place. start is when Run was called.
+func (r *Runner) runIn(ctx context.Context, start time.Time, c *box, body []byte) (*Result, error) {
 	taken := time.Now()
 	res, err := r.exec(ctx, c, body)
 	r.dispose(c)
-	if err != nil {
-		r.log.Info("run failed", "image", image, "container", short(c.id), "warm", c.warm, "code", ErrorCode(err), "error", err)
-		return nil, err
+	switch {
+	case errors.Is(err, errUnread):
+	case ErrorCode(err) == CodeDockerUnixSocket || ErrorCode(err) == CodeStreamRead:
+		// The daemon's failure, not the image's or the code's.
+		r.log.Warn("run failed: Docker daemon error", "image", c.image, "container", short(c.id), "warm", c.warm, "code", ErrorCode(err), "error", err)
+	case err != nil:
+		r.log.Info("run failed", "image", c.image, "container", short(c.id), "warm", c.warm, "code", ErrorCode(err), "error", err)
+	default:
+		res.Timing.Start, res.Timing.Taken = start, taken
+		r.log.Debug("run done", "image", c.image, "container", short(c.id), "warm", c.warm, "duration", res.Duration)
 	}
-	res.Timing.Start, res.Timing.Taken = start, taken
-	r.log.Debug("run done", "image", image, "container", short(c.id), "warm", c.warm, "duration", res.Duration)
-	return res, nil
+	return res, err
 }
 
 // begin counts a run in flight, so that Close waits for it, unless the
@@ -288,6 +309,39 @@ type box struct {
 	warm   bool
 	ready  time.Time // started and waiting for its payload since
 	stream types.HijackedResponse
+
+	// A warm container's stream is watched while it is idle (see watch).
+	watched chan struct{} // closed when the watcher's read returned; nil: not watched
+	peekErr error         // the watcher's read error, set before watched is closed
+}
+
+// watch reads the first byte of c's stream in the background, without
+// consuming it. A container waiting for its payload writes nothing: the
+// read returns when the container dies (its stream ends: the daemon closes
+// it when the container exits, or goes away with the daemon) or when c is
+// disposed of. Then [box.dead] says so without a call to the daemon, and
+// after runs. Whoever reads c's stream next waits for watched first, so
+// that there is only ever one reader.
+func (c *box) watch(after func()) {
+	c.watched = make(chan struct{})
+	go func() {
+		_, c.peekErr = c.stream.Reader.Peek(1)
+		close(c.watched)
+		after()
+	}()
+}
+
+// dead reports whether c's watched stream has ended. It does not block: a
+// receive from a channel, well under a microsecond
+// (BenchmarkWarmContainerCheck). A container that is not watched is not
+// known dead.
+func (c *box) dead() bool {
+	select {
+	case <-c.watched:
+		return c.peekErr != nil
+	default:
+		return false
+	}
 }
 
 // prepare creates, attaches and starts a container of image. On error the
@@ -357,8 +411,23 @@ func isConnError(err error) bool {
 // passes, as opposed to the caller cancelling it.
 var errDeadline = errors.New("execution time limit reached")
 
-// exec writes body to the container's stdin and reads its answer.
+// errUnread: a warm container turned out dead, and provably so since
+// before the first byte of the payload was written to it; so it did not
+// read the payload, and the run may go to another container. A payload
+// counts as read by the container (consumed) from the moment its first
+// byte is handed to the stream, unless the daemon's record of the
+// container shows that it had died before that moment (see unread). Run
+// retries only on this error, once, on a cold container: no payload runs
+// twice.
+var errUnread = errors.New("the warm container died before it could read the payload")
+
+// exec writes body to the container's stdin and reads its answer. For a
+// warm container that was dead before the payload was written, it returns
+// errUnread; every other error is an *Error.
 func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error) {
+	if c.dead() {
+		return nil, errUnread
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.maxExecutionTime, errDeadline)
 	defer cancel()
 	// At the deadline, or when the caller gives up, kill the container and
@@ -381,6 +450,9 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 		wrote <- err
 	}()
 
+	if c.watched != nil {
+		<-c.watched // the watcher's read is over: the stream is the demux's
+	}
 	d := newDemux(c.stream.Reader, r.cfg.maxOutputSize)
 	done, err := d.run()
 	answered := time.Now()
@@ -422,14 +494,23 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 		return nil, errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", r.cfg.maxOutputSize)
 	case errors.Is(err, errBadFrame):
 		return nil, errorf(CodeStreamRead, err, "read container output")
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, errorf(CodeStreamRead, err, "read container output")
 	}
 
-	// The stream ended without an answer: find out why.
-	state := r.exitState(c)
+	// The stream ended or broke without an answer: find out why. The
+	// daemon may have killed the container or gone away; a warm container
+	// may have died before the payload reached it.
+	state, serr := r.exitState(c)
+	if c.warm && unread(c, state, start) {
+		return nil, errUnread
+	}
+	if err := r.daemonFault(c, state, serr); err != nil {
+		return nil, err
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, errorf(CodeStreamRead, err, "read container output")
+	}
 	switch {
-	case state != nil && state.OOMKilled:
+	case state.OOMKilled:
 		return nil, errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", r.cfg.memory)
 	case len(d.system) > 0:
 		return nil, errorf(CodeStreamRead, nil, "the daemon reported: %s", excerpt(d.system, maxAgentStderr))
@@ -439,38 +520,113 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 	if werr := <-wrote; werr != nil {
 		return nil, errorf(CodeStdin, werr, "write payload to the container's stdin")
 	}
-	exit := ""
-	if state != nil {
-		exit = fmt.Sprintf(" (exit code %d)", state.ExitCode)
-	}
+	exit := fmt.Sprintf(" (exit code %d)", state.ExitCode)
 	if len(d.stdout) == 0 {
 		return nil, errorf(CodeStdoutDecode, nil, "the container exited without writing an answer%s: is its command an agent that speaks the protocol?", exit)
 	}
 	return nil, errorf(CodeStdoutDecode, nil, "the container's stdout is not one JSON object%s: %s", exit, excerpt(d.stdout, maxAgentStderr))
 }
 
-// exitState waits briefly for the container to stop and returns its state,
-// or nil if the daemon does not say.
-func (r *Runner) exitState(c *box) *container.State {
+// exitState waits briefly for the container to stop and returns its state:
+// the last one seen if it still runs at the end of the wait. The error is
+// the daemon's, when it does not answer or does not know the container.
+func (r *Runner) exitState(c *box) (*container.State, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.dockerTimeout, 2*time.Second))
 	defer cancel()
 	for {
 		info, err := r.docker.ContainerInspect(ctx, c.id)
-		if err != nil || info.State == nil {
-			return nil
+		if err != nil {
+			return nil, err
+		}
+		if info.ContainerJSONBase == nil || info.State == nil {
+			return nil, fmt.Errorf("inspect container %s: no state in the daemon's answer", short(c.id))
 		}
 		// A container SIGKILLed by the kernel may show as exited (137)
 		// a moment before the daemon records the OOM kill: look again
 		// until the deadline.
 		oomPending := !info.State.Running && info.State.ExitCode == 137 && !info.State.OOMKilled && r.cfg.memory > 0
-		if (!info.State.Running && !oomPending) || ctx.Err() != nil {
-			return info.State
+		if !info.State.Running && !oomPending {
+			return info.State, nil
 		}
 		select {
 		case <-ctx.Done():
+			return info.State, nil
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// unread reports whether c, according to the daemon's record s of it, had
+// died before written, the moment the first byte of the payload was handed
+// to its stream: then it cannot have read the payload. The daemon records
+// StartedAt after the process started and FinishedAt after it died, both
+// on its own clock; c.ready was taken after the start returned, on ours.
+// So the death came at most FinishedAt-StartedAt after c.ready, whatever
+// the offset between the two clocks. (A step of the daemon host's clock
+// during the container's life would fool this.)
+func unread(c *box, s *container.State, written time.Time) bool {
+	if s == nil || s.Running || s.Restarting {
+		return false
+	}
+	started, err1 := time.Parse(time.RFC3339Nano, s.StartedAt)
+	finished, err2 := time.Parse(time.RFC3339Nano, s.FinishedAt)
+	if err1 != nil || err2 != nil || started.IsZero() || finished.Before(started) {
+		return false
+	}
+	return c.ready.Add(finished.Sub(started)).Before(written)
+}
+
+// daemonFault returns the error of a run whose stream ended without an
+// answer because of the daemon rather than the container, given what
+// exitState found: the daemon went away or is shutting down (a restart, a
+// crash), ended the stream of a container that still runs, or the
+// container was removed behind the runner's back. Each is a docker.* code
+// (a 5xx), distinct from an agent that died ([CodeStdoutDecode]). It
+// returns nil when the container ended by itself.
+func (r *Runner) daemonFault(c *box, state *container.State, serr error) error {
+	switch {
+	case errdefs.IsNotFound(serr):
+		return errorf(CodeStreamRead, serr, "container %s was removed by someone else during the run", short(c.id))
+	case serr != nil:
+		return errorf(CodeDockerUnixSocket, serr, "the Docker daemon went away during the run (a restart?): the run's outcome is unknown; try again once the daemon is back")
+	case state.Running:
+		return errorf(CodeStreamRead, nil, "the daemon ended the stream of container %s, which still runs (a daemon restart with live-restore?)", short(c.id))
+	case !r.daemonListening():
+		return errorf(CodeDockerUnixSocket, nil, "the Docker daemon is shutting down: it stopped the container during the run (exit code %d); try again once the daemon is back", state.ExitCode)
+	}
+	return nil
+}
+
+// daemonListening reports whether the daemon accepts a new connection,
+// when the client says where it is (*client.Client does). A daemon that is
+// shutting down first closes its listener, then stops the containers,
+// while still answering on the client's kept-alive connections: an inspect
+// of a container it stopped succeeds, a new connection fails. Other hosts
+// (ssh://) are taken as listening.
+func (r *Runner) daemonListening() bool {
+	h, ok := r.docker.(interface{ DaemonHost() string })
+	if !ok {
+		return true
+	}
+	u, err := url.Parse(h.DaemonHost())
+	if err != nil {
+		return true
+	}
+	var network, addr string
+	switch u.Scheme {
+	case "unix":
+		network, addr = "unix", u.Path
+	case "tcp", "http", "https":
+		network, addr = "tcp", u.Host
+	default:
+		return true
+	}
+	conn, err := net.DialTimeout(network, addr, min(r.cfg.dockerTimeout, 2*time.Second))
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // kill sends SIGKILL to the container; untrusted code gets no graceful stop.
@@ -565,7 +721,9 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 
 // Close stops the warm pool, waits for runs in flight to end and for their
 // containers to be removed, and removes the pool's containers. Runs after
-// Close fail with [ErrClosed]. Close waits as long as ctx allows.
+// Close fail with [ErrClosed]. Close waits as long as ctx allows, and no
+// longer, even while the pool is in the middle of creating a container;
+// the container is removed when its create returns.
 func (r *Runner) Close(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		r.closeMu.Lock()
