@@ -91,6 +91,8 @@ type config struct {
 	capAdd          []string
 	capDrop         []string
 	noNewPrivileges bool
+	seccomp         string
+	unconfinedOK    bool
 	readonlyRootfs  bool
 	tmpDir          *Tmpfs
 	workDir         *Tmpfs
@@ -130,6 +132,7 @@ func defaultConfig() *config {
 		nofile:           &Ulimit{Soft: DefaultNofile, Hard: DefaultNofile},
 		capDrop:          []string{"ALL"},
 		noNewPrivileges:  true,
+		seccomp:          SeccompBuiltin,
 		readonlyRootfs:   true,
 		tmpDir:           &Tmpfs{Path: DefaultTmpDirPath, Options: DefaultTmpDirOptions},
 		workDir:          &Tmpfs{Path: DefaultWorkDirPath, Options: DefaultWorkDirOptions},
@@ -243,6 +246,35 @@ func WithCapDrop(caps ...string) Option {
 // binaries cannot raise privileges. Default: true.
 func WithNoNewPrivileges(on bool) Option {
 	return func(c *config) { c.noNewPrivileges = on }
+}
+
+// WithSeccompProfile sets the seccomp profile of every container:
+// [SeccompBuiltin], [SeccompDaemon], [SeccompUnconfined] (refused unless
+// [WithDangerouslyAllowUnconfinedSeccomp]) or a profile of one's own in
+// Docker's JSON format, the content of a file one would give to
+// `docker run --security-opt seccomp=FILE` ([BuiltinSeccompProfile] is a
+// starting point). Under gVisor (runsc) the profile is ignored unless the
+// runtime was registered with --oci-seccomp: the sandbox's own kernel
+// answers the system calls. Default: [SeccompBuiltin].
+func WithSeccompProfile(profile string) Option {
+	return func(c *config) {
+		switch profile {
+		case SeccompBuiltin, SeccompDaemon, SeccompUnconfined:
+		default:
+			if err := checkSeccompProfile(profile); err != nil {
+				c.problem("seccomp profile: want %s, %s, %s or a profile in Docker's JSON format: %v", SeccompBuiltin, SeccompDaemon, SeccompUnconfined, err)
+			}
+		}
+		c.seccomp = profile
+	}
+}
+
+// WithDangerouslyAllowUnconfinedSeccomp allows [SeccompUnconfined]: without
+// seccomp, untrusted code can make every system call the kernel has,
+// io_uring and user namespaces included. [New] logs a warning when the
+// profile is unconfined. Default: false.
+func WithDangerouslyAllowUnconfinedSeccomp(allow bool) Option {
+	return func(c *config) { c.unconfinedOK = allow }
 }
 
 // WithReadonlyRootfs mounts the container's root filesystem read-only.
@@ -494,6 +526,14 @@ func (c *config) validate() error {
 	}
 	if warm > 0 && int64(warm) >= c.maxConcurrent {
 		c.problem("warm pool: %d containers: want fewer than max concurrent runs (%d), so that cold runs get a place", warm, c.maxConcurrent)
+	}
+	if c.seccomp == SeccompUnconfined && !c.unconfinedOK {
+		c.problem("seccomp profile: unconfined: refused, since it lets untrusted code make every system call: allow it with WithDangerouslyAllowUnconfinedSeccomp(true) if you mean it")
+	}
+	if c.seccomp == SeccompBuiltin {
+		if _, err := builtinSeccomp(); err != nil {
+			c.problem("seccomp profile: %v", err)
+		}
 	}
 	if c.docker != nil && c.dockerHost != "" {
 		c.problem("docker host and docker client: both given: want one")

@@ -78,6 +78,15 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		{"owner with a space", []Option{WithOwner("a b")}, []string{"owner"}},
 		{"owner too long", []Option{WithOwner(strings.Repeat("a", 64))}, []string{"owner"}},
 		{"nil logger", []Option{WithLogger(nil)}, []string{"logger"}},
+		{"seccomp unconfined, not allowed", []Option{WithSeccompProfile(SeccompUnconfined)}, []string{"seccomp profile"}},
+		{"seccomp unconfined, allowed then not", []Option{WithDangerouslyAllowUnconfinedSeccomp(true), WithSeccompProfile(SeccompUnconfined), WithDangerouslyAllowUnconfinedSeccomp(false)}, []string{"seccomp profile"}},
+		{"seccomp empty", []Option{WithSeccompProfile("")}, []string{"seccomp profile"}},
+		{"seccomp unknown word", []Option{WithSeccompProfile("default")}, []string{"seccomp profile"}},
+		{"seccomp a path, not a profile", []Option{WithSeccompProfile("/etc/docker/seccomp.json")}, []string{"seccomp profile"}},
+		{"seccomp not an object", []Option{WithSeccompProfile(`["SCMP_ACT_ERRNO"]`)}, []string{"seccomp profile"}},
+		{"seccomp two objects", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO"} {}`)}, []string{"seccomp profile"}},
+		{"seccomp without a default action", []Option{WithSeccompProfile(`{"syscalls":[]}`)}, []string{"seccomp profile"}},
+		{"seccomp with a bad kernel version", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["ptrace"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"four"}}]}`)}, []string{"seccomp profile"}},
 		{
 			name: "several bad options reported together",
 			opts: []Option{WithMemory(-1), WithOwner(""), WithMaxConcurrentRuns(0), WithEnv("A=1", "B"), WithDockerClient(fake)},
@@ -278,6 +287,15 @@ func TestImageAllowed(t *testing.T) {
 	}
 }
 
+// builtinOpt is the security option that sets the builtin seccomp profile.
+func builtinOpt() string {
+	p, err := BuiltinSeccompProfile()
+	if err != nil {
+		panic(err)
+	}
+	return "seccomp=" + string(p)
+}
+
 // defaultHost is the host configuration of a Runner with default options.
 func defaultHost() container.HostConfig {
 	pids := int64(DefaultPidsLimit)
@@ -286,7 +304,8 @@ func defaultHost() container.HostConfig {
 		NetworkMode:    "none",
 		IpcMode:        "private",
 		CapDrop:        []string{"ALL"},
-		SecurityOpt:    []string{"no-new-privileges"},
+		SecurityOpt:    []string{builtinOpt(), "no-new-privileges"},
+		MaskedPaths:    maskedPaths,
 		ReadonlyRootfs: true,
 		Tmpfs: map[string]string{
 			DefaultTmpDirPath:  DefaultTmpDirOptions,
@@ -337,7 +356,7 @@ func TestHostConfig(t *testing.T) {
 			name: "loosened",
 			opts: []Option{WithNetworkDisabled(false), WithNoNewPrivileges(false), WithReadonlyRootfs(false), WithCapDrop(), WithCapAdd("NET_ADMIN")},
 			want: func(h *container.HostConfig) {
-				h.NetworkMode, h.SecurityOpt, h.ReadonlyRootfs = "", nil, false
+				h.NetworkMode, h.SecurityOpt, h.ReadonlyRootfs = "", []string{builtinOpt()}, false
 				h.CapDrop, h.CapAdd = nil, []string{"NET_ADMIN"}
 			},
 		},
@@ -346,6 +365,33 @@ func TestHostConfig(t *testing.T) {
 			opts: []Option{WithTmpDir("", ""), WithWorkDir("/work", "rw,size=1m")},
 			want: func(h *container.HostConfig) {
 				h.Tmpfs = map[string]string{"/work": "rw,size=1m"}
+			},
+		},
+		{
+			name: "seccomp: the daemon's profile",
+			opts: []Option{WithSeccompProfile(SeccompDaemon)},
+			want: func(h *container.HostConfig) { h.SecurityOpt = []string{"no-new-privileges"} },
+		},
+		{
+			name: "seccomp: the daemon's profile, no other option",
+			opts: []Option{WithSeccompProfile(SeccompDaemon), WithNoNewPrivileges(false)},
+			want: func(h *container.HostConfig) { h.SecurityOpt = nil },
+		},
+		{
+			name: "seccomp: unconfined, allowed",
+			opts: []Option{WithSeccompProfile(SeccompUnconfined), WithDangerouslyAllowUnconfinedSeccomp(true)},
+			want: func(h *container.HostConfig) { h.SecurityOpt = []string{"seccomp=unconfined", "no-new-privileges"} },
+		},
+		{
+			name: "seccomp: allowed but not chosen",
+			opts: []Option{WithDangerouslyAllowUnconfinedSeccomp(true)},
+			want: func(*container.HostConfig) {},
+		},
+		{
+			name: "seccomp: a profile of one's own, compacted",
+			opts: []Option{WithSeccompProfile("{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\"}]\n}\n")},
+			want: func(h *container.HostConfig) {
+				h.SecurityOpt = []string{`seccomp={"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}`, "no-new-privileges"}
 			},
 		},
 		{

@@ -119,6 +119,9 @@ func New(opts ...Option) (*Runner, error) {
 	if len(cfg.warmPool) > 0 {
 		r.pool = newPool(r, cfg.warmPool)
 	}
+	if cfg.seccomp == SeccompUnconfined {
+		r.log.Warn("seccomp is off: containers run unconfined, and untrusted code can make every system call the kernel has")
+	}
 	return r, nil
 }
 
@@ -800,9 +803,8 @@ func hostConfig(cfg *config) container.HostConfig {
 	if cfg.networkDisabled {
 		h.NetworkMode = "none"
 	}
-	if cfg.noNewPrivileges {
-		h.SecurityOpt = []string{"no-new-privileges"}
-	}
+	h.SecurityOpt, _ = cfg.securityOpt() // checked by validate
+	h.MaskedPaths = slices.Clone(maskedPaths)
 	for _, t := range []*Tmpfs{cfg.tmpDir, cfg.workDir} {
 		if t != nil {
 			h.Tmpfs[t.Path] = t.Options
