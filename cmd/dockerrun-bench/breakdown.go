@@ -156,3 +156,92 @@ func median(all []phases, f func(*phases) time.Duration) time.Duration {
 	}
 	return percentile(d, 50)
 }
+
+// breakdownCols are the cells that the breakdown of an image shows.
+func (r *report) breakdownCols(image, runtime string) []*cell {
+	var cols []*cell
+	for _, m := range []method{libWarm, httpWarm} {
+		if c := r.find(image, runtime, m, 1); c != nil && len(c.phases.all) > 0 {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
+// breakdown renders where the time of a warm run at 1 client went, for
+// one image and runtime: the library's and the server's runs side by side,
+// each step the median over the cell's runs.
+func (r *report) breakdown(image, runtime string) string {
+	cols := r.breakdownCols(image, runtime)
+	if len(cols) == 0 {
+		return ""
+	}
+	traced := func(c *cell) bool { return c.phases.all[0].traced }
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("| step | %s |\n|---|", strings.Join(func() []string {
+		var s []string
+		for _, c := range cols {
+			s = append(s, fmt.Sprintf("%s, ms (%d runs)", c.m.label(), len(c.phases.all)))
+		}
+		return s
+	}(), " | "))
+	for range cols {
+		p("--:|")
+	}
+	p("\n")
+	row := func(name string, f func(c *cell) string) {
+		p("| %s |", name)
+		for _, c := range cols {
+			p(" %s |", f(c))
+		}
+		p("\n")
+	}
+	step := func(name string, only func(*cell) bool, f func(*phases) time.Duration) {
+		row(name, func(c *cell) string {
+			if only != nil && !only(c) {
+				return "-"
+			}
+			return ms3(median(c.phases.all, f))
+		})
+	}
+	isServer := func(c *cell) bool { return c.m == httpWarm }
+	step("HTTP, both ways: client, loopback, the server's net/http", isServer, (*phases).http)
+	step("server: read and check the request", isServer, func(p *phases) time.Duration { return p.read })
+	step("runner: take a warm container", nil, func(p *phases) time.Duration { return p.wait })
+	step("runner: write the payload, close stdin", nil, func(p *phases) time.Duration { return p.write })
+	row("daemon: carry the payload to the agent's stdin", func(c *cell) string {
+		switch {
+		case !traced(c):
+			return "-"
+		case c.phases.all[0].split:
+			return ms3(median(c.phases.all, func(p *phases) time.Duration { return p.relayIn }))
+		}
+		return ms3(median(c.phases.all, func(p *phases) time.Duration { return p.relay })) + " (in and out)"
+	})
+	step("agent: read the request", traced, func(p *phases) time.Duration { return p.agentRead })
+	step("agent: decode and check it", traced, func(p *phases) time.Duration { return p.parse })
+	step("agent: write the files", traced, func(p *phases) time.Duration { return p.files })
+	step("agent: start the program (fork, exec)", traced, func(p *phases) time.Duration { return p.start })
+	step("the program, until its output is collected", traced, func(p *phases) time.Duration { return p.program })
+	step("agent: the result", traced, func(p *phases) time.Duration { return p.answer })
+	row("daemon: carry the answer to the runner", func(c *cell) string {
+		if !traced(c) || !c.phases.all[0].split {
+			return "-"
+		}
+		return ms3(median(c.phases.all, func(p *phases) time.Duration { return p.relayOut }))
+	})
+	row("container, untraced: payload in, agent, answer out", func(c *cell) string {
+		if traced(c) {
+			return "-"
+		}
+		return ms3(median(c.phases.all, func(p *phases) time.Duration { return p.container }))
+	})
+	step("runner: decode the answer", nil, func(p *phases) time.Duration { return p.decode })
+	step("**total** (median of the totals)", nil, func(p *phases) time.Duration { return p.total })
+	return b.String()
+}
+
+func ms3(d time.Duration) string {
+	return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond))
+}

@@ -23,6 +23,7 @@ const trivialImage = "dockerrun-bench/probe:latest"
 type benchImage struct {
 	name    string // "trivial" or "python"
 	ref     string
+	runtime string // the OCI runtime its rows use
 	payload json.RawMessage
 	// wantStdout is what the answer's "stdout" must contain.
 	wantStdout string
@@ -67,7 +68,7 @@ func (bn *bench) image(ctx context.Context, name string) (*benchImage, error) {
 		return &benchImage{
 			name:       name,
 			ref:        bn.o.pythonImage,
-			payload:    json.RawMessage(`{"language":"python","files":[{"name":"main.py","content":"print('hello')"}]}`),
+			payload:    json.RawMessage(`{"language":"python","files":[{"name":"main.py","content":"print('hello')"}],"trace":true}`),
 			wantStdout: "hello\n",
 		}, nil
 	}

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -39,6 +40,7 @@ type options struct {
 	passes      int
 	clients     []int
 	images      []string
+	runtimes    []string
 	methods     []method
 	pool        int
 	workers     int
@@ -54,6 +56,7 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	clients := fs.String("concurrency", "1,4,16", "comma-separated numbers of concurrent clients, one set of rows each")
 	images := fs.String("images", "trivial,python", "comma-separated images: trivial (the probe, built FROM scratch) and python")
+	runtimes := fs.String("runtime", "runc", "comma-separated OCI runtimes registered with the daemon, one set of rows each, e.g. runc,runsc")
 	methods := fs.String("methods", strings.Join(methodNames(allMethods), ","), "comma-separated methods to measure")
 	fs.IntVar(&o.runs, "runs", 32, "runs per cell (image, method, concurrency), at least -waves per client")
 	fs.IntVar(&o.waves, "waves", 20, "runs per client a cell has at least, so that a throughput is not that of a burst")
@@ -84,6 +87,14 @@ func parseFlags(args []string) (*options, error) {
 			continue
 		}
 		o.images = append(o.images, f)
+	}
+	for _, f := range strings.Split(*runtimes, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" || slices.Contains(o.runtimes, f) {
+			problems = append(problems, fmt.Sprintf("-runtime: %q: want distinct runtime names", f))
+			continue
+		}
+		o.runtimes = append(o.runtimes, f)
 	}
 	for _, f := range strings.Split(*methods, ",") {
 		m, ok := methodByName(strings.TrimSpace(f))
@@ -181,13 +192,20 @@ func run(ctx context.Context, o *options, out, log io.Writer) (err error) {
 	if err := bn.buildServer(ctx); err != nil {
 		return err
 	}
+	if err := bn.checkRuntimes(ctx); err != nil {
+		return err
+	}
 	var images []*benchImage
 	for _, name := range o.images {
 		img, err := bn.image(ctx, name)
 		if err != nil {
 			return err
 		}
-		images = append(images, img)
+		for _, rt := range o.runtimes {
+			img := *img
+			img.runtime = rt
+			images = append(images, &img)
+		}
 	}
 
 	rep := &report{machine: machine, o: o}
@@ -217,4 +235,18 @@ func run(ctx context.Context, o *options, out, log io.Writer) (err error) {
 
 func (bn *bench) logf(format string, args ...any) {
 	fmt.Fprintf(bn.log, "%s  %s\n", time.Since(bn.start).Round(100*time.Millisecond), fmt.Sprintf(format, args...))
+}
+
+// checkRuntimes checks that the daemon knows every runtime of -runtime.
+func (bn *bench) checkRuntimes(ctx context.Context) error {
+	info, err := bn.cli.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("docker info: %w", err)
+	}
+	for _, rt := range bn.o.runtimes {
+		if _, ok := info.Runtimes[rt]; !ok {
+			return fmt.Errorf("-runtime: the daemon has no runtime %q (it has %v): register it in daemon.json", rt, slices.Sorted(maps.Keys(info.Runtimes)))
+		}
+	}
+	return nil
 }

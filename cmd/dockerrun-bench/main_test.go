@@ -13,8 +13,9 @@ func TestParseFlags(t *testing.T) {
 		name    string
 		args    []string
 		want    []string // substrings of the error, nil for none
-		clients []int
-		methods []method
+		clients  []int
+		methods  []method
+		runtimes []string // default runc
 	}{
 		{name: "defaults", clients: []int{1, 4, 16}, methods: allMethods},
 		{name: "some methods", args: []string{"-methods", "engine-api, http-warm", "-concurrency", "2"}, clients: []int{2}, methods: []method{engineAPI, httpWarm}},
@@ -23,6 +24,8 @@ func TestParseFlags(t *testing.T) {
 			args: []string{"-concurrency", "1,x", "-images", "ruby", "-methods", "docker", "-runs", "0", "-waves", "0", "-passes", "0"},
 			want: []string{`-concurrency: "x"`, `-images: "ruby"`, `-methods: "docker"`, "-runs: 0", "-waves: 0", "-passes"},
 		},
+		{name: "runtimes", args: []string{"-runtime", "runc, runsc"}, clients: []int{1, 4, 16}, methods: allMethods, runtimes: []string{"runc", "runsc"}},
+		{name: "a runtime twice", args: []string{"-runtime", "runsc,runsc"}, want: []string{`-runtime: "runsc"`}},
 		{name: "pool smaller than the concurrency", args: []string{"-concurrency", "32", "-workers", "128"}, want: []string{"-pool: 16"}},
 		{name: "workers not above the pool", args: []string{"-pool", "16", "-workers", "16", "-rss-clients", "0"}, want: []string{"-workers: 16"}},
 	}
@@ -48,6 +51,12 @@ func TestParseFlags(t *testing.T) {
 			}
 			if diff := cmp.Diff(methodNames(tt.methods), methodNames(o.methods)); diff != "" {
 				t.Errorf("methods mismatch (-want +got):\n%s", diff)
+			}
+			if tt.runtimes == nil {
+				tt.runtimes = []string{"runc"}
+			}
+			if diff := cmp.Diff(tt.runtimes, o.runtimes); diff != "" {
+				t.Errorf("runtimes mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}

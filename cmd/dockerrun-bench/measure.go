@@ -131,6 +131,7 @@ func (bn *bench) settle(ctx context.Context, h *handle, timeout time.Duration) e
 // cell is the measurement of one image, method and concurrency.
 type cell struct {
 	image   string
+	runtime string
 	m       method
 	clients int
 
@@ -140,6 +141,7 @@ type cell struct {
 	span     time.Duration // what runs/s is computed over
 	warm     int           // successful runs that were warm
 	rss      int64         // the server's peak RSS during the cell, bytes; 0 if not a server
+	phases   recorder      // where the time of each run went, for warm runs at 1 client
 }
 
 func (c *cell) runs() int { return len(c.lat) + c.errs }
@@ -216,9 +218,20 @@ func (bn *bench) batch(ctx context.Context, h *handle, c *cell, n int) error {
 		h.used.Add(1)
 		start := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		warm, err := h.t.run(rctx)
+		if h.m.warm() && c.clients == 1 {
+			rctx = context.WithValue(rctx, recorderKey{}, &c.phases)
+		}
+		var warm bool
+		var err error
+		d := time.Duration(0)
+		if st, ok := h.t.(selfTimed); ok {
+			d, err = st.runTimed(rctx)
+		} else {
+			warm, err = h.t.run(rctx)
+			d = time.Since(start)
+		}
 		cancel()
-		c.record(&mu, time.Since(start), warm, err)
+		c.record(&mu, d, warm, err)
 	}
 	if h.m.warm() {
 		for done := 0; done < n && ctx.Err() == nil; {
@@ -275,8 +288,19 @@ func (bn *bench) open(ctx context.Context, img *benchImage, m method) (*handle, 
 	switch m {
 	case dockerRun:
 		h.t = &dockerCLI{bn: bn, img: img}
+	case floor:
+		if img.name != "python" {
+			return nil, nil // the trivial image has no program apart from its agent
+		}
+		t, err := bn.newFloor(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		h.t = t
 	case engineAPI:
-		h.t = newPlainAPI(bn, img)
+		t := newPlainAPI(bn, img)
+		t.host.Runtime = img.runtime
+		h.t = t
 	case libCold, libWarm:
 		n := 0
 		if m == libWarm {
@@ -292,7 +316,7 @@ func (bn *bench) open(ctx context.Context, img *benchImage, m method) (*handle, 
 		if m == httpWarm {
 			n = bn.o.pool
 		}
-		srv, err := bn.startServer(ctx, m.String()+"-"+img.name, img.ref, n)
+		srv, err := bn.startServer(ctx, m.String()+"-"+img.name+"-"+img.runtime, img, n)
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +353,9 @@ func (bn *bench) measureImage(ctx context.Context, img *benchImage, rep *report)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", img.name, m, err)
 		}
-		handles = append(handles, h)
+		if h != nil {
+			handles = append(handles, h)
+		}
 	}
 	// One run of each, not measured: the image in the page cache, the
 	// connections open, the pools full.
@@ -353,7 +379,11 @@ func (bn *bench) measureImage(ctx context.Context, img *benchImage, rep *report)
 		cells := make([]*cell, len(handles))
 		var cold, warm []int
 		for i, h := range handles {
-			cells[i] = &cell{image: img.name, m: h.m, clients: clients}
+			cells[i] = &cell{image: img.name, runtime: img.runtime, m: h.m, clients: clients}
+			if h.m == floor && clients > 1 {
+				cells[i] = nil // the floor is that of one program at a time
+				continue
+			}
 			if h.m.warm() {
 				warm = append(warm, i)
 			} else {
@@ -379,14 +409,17 @@ func (bn *bench) measureImage(ctx context.Context, img *benchImage, rep *report)
 			}
 		}
 		for _, c := range cells {
+			if c == nil {
+				continue
+			}
 			rep.cells = append(rep.cells, c)
-			bn.logf("%-7s %-10s c=%-2d runs=%d errors=%d p50=%v p95=%v runs/s=%.1f warm=%d rss=%s", img.name, c.m, clients, c.runs(), c.errs, c.pct(50).Round(100*time.Microsecond), c.pct(95).Round(100*time.Microsecond), c.rps(), c.warm, mib(c.rss))
+			bn.logf("%-7s %-5s %-12s c=%-2d runs=%d errors=%d p50=%v p95=%v runs/s=%.1f warm=%d rss=%s", img.name, img.runtime, c.m, clients, c.runs(), c.errs, c.pct(50).Round(100*time.Microsecond), c.pct(95).Round(100*time.Microsecond), c.rps(), c.warm, mib(c.rss))
 			if c.firstErr != nil {
 				bn.logf("  first error: %v", c.firstErr)
 			}
 		}
 	}
-	if img.name != "trivial" {
+	if img.name != "trivial" || img.runtime != bn.o.runtimes[0] {
 		return nil
 	}
 	var warmSrv *handle

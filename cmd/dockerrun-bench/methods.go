@@ -25,12 +25,13 @@ const (
 	libWarm                 // (4) dockerrun library, warm pool
 	httpCold                // (5) the docker-run server, no pool
 	httpWarm                // (5) the docker-run server, warm pool
+	floor                   // (0) the python program alone, in a running container
 )
 
-var allMethods = []method{dockerRun, engineAPI, libCold, libWarm, httpCold, httpWarm}
+var allMethods = []method{floor, dockerRun, engineAPI, libCold, libWarm, httpCold, httpWarm}
 
 func (m method) String() string {
-	return [...]string{"docker-run", "engine-api", "lib-cold", "lib-warm", "http-cold", "http-warm"}[m]
+	return [...]string{"docker-run", "engine-api", "lib-cold", "lib-warm", "http-cold", "http-warm", "floor"}[m]
 }
 
 // label is the method as the table shows it.
@@ -42,10 +43,13 @@ func (m method) label() string {
 		"(4) library, warm",
 		"(5) server, cold",
 		"(5) server, warm",
+		"(0) the program alone, in a running container",
 	}[m]
 }
 
-func (m method) warm() bool { return m == libWarm || m == httpWarm }
+// warm says whether the method runs in rounds, without a container's
+// create and remove in its time: the warm methods, and the floor.
+func (m method) warm() bool { return m == libWarm || m == httpWarm || m == floor }
 
 func methodByName(name string) (method, bool) {
 	for _, m := range allMethods {
@@ -77,6 +81,11 @@ type target interface {
 	close() error
 }
 
+// selfTimed is a target that measures the time of a run itself.
+type selfTimed interface {
+	runTimed(ctx context.Context) (time.Duration, error)
+}
+
 // dockerCLI runs `docker run --rm -i IMAGE` with the payload on stdin, as a
 // user would by hand.
 type dockerCLI struct {
@@ -85,7 +94,7 @@ type dockerCLI struct {
 }
 
 func (t *dockerCLI) run(ctx context.Context) (bool, error) {
-	cmd := exec.CommandContext(ctx, "docker", "run", "--rm", "-i", "--label", labelBench+"="+t.bn.id, t.img.ref)
+	cmd := exec.CommandContext(ctx, "docker", "run", "--rm", "-i", "--runtime", t.img.runtime, "--label", labelBench+"="+t.bn.id, t.img.ref)
 	cmd.Stdin = bytes.NewReader(t.img.payload)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -222,9 +231,10 @@ type library struct {
 // newLibrary returns a Runner configured like the server, with a warm pool
 // of n containers of the image if n > 0.
 func (bn *bench) newLibrary(name string, img *benchImage, n int, extra ...dockerrun.Option) (*library, error) {
-	own := bn.owner(name + "-" + img.name)
+	own := bn.owner(name + "-" + img.name + "-" + img.runtime)
 	opts := []dockerrun.Option{
 		dockerrun.WithOwner(own),
+		dockerrun.WithRuntime(img.runtime),
 		dockerrun.WithMaxConcurrentRuns(int64(bn.o.workers)),
 		dockerrun.WithQueue(int64(4*bn.o.workers), time.Minute),
 		dockerrun.WithWarmMaxAge(time.Hour), // no renewal in the middle of a cell
@@ -248,9 +258,13 @@ func (bn *bench) newLibrary(name string, img *benchImage, n int, extra ...docker
 
 func (t *library) run(ctx context.Context) (bool, error) {
 	res, err := t.r.Run(ctx, t.img.ref, t.img.payload)
+	end := time.Now()
 	if err != nil {
 		return false, err
 	}
+	p := phases{total: end.Sub(res.Timing.Start)}
+	p.fromTiming(res.Timing, end, res.Raw)
+	record(ctx, p)
 	return res.Warm, t.img.checkStdout(res.Stdout, res.Error)
 }
 
@@ -270,13 +284,14 @@ type overHTTP struct {
 }
 
 func (t *overHTTP) run(ctx context.Context) (bool, error) {
-	status, body, err := t.srv.post(ctx, t.img.ref, t.img.payload)
+	status, body, p, err := t.srv.postTimed(ctx, t.img.ref, t.img.payload)
 	if err != nil {
 		return false, err
 	}
 	if status != http.StatusOK {
 		return false, fmt.Errorf("status %d: %.200s", status, body)
 	}
+	record(ctx, p)
 	return false, t.img.check(body)
 }
 

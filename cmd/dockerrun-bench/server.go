@@ -33,7 +33,7 @@ func (bn *bench) buildServer(ctx context.Context) (err error) {
 
 // startServer starts docker-run on a free loopback port, with a warm pool
 // of pool containers of image if pool > 0, and waits until it listens.
-func (bn *bench) startServer(ctx context.Context, name, image string, pool int) (*server, error) {
+func (bn *bench) startServer(ctx context.Context, name string, img *benchImage, pool int) (*server, error) {
 	s := &server{
 		owner: bn.owner(name),
 		pool:  pool,
@@ -55,9 +55,10 @@ func (bn *bench) startServer(ctx context.Context, name, image string, pool int) 
 		"RUN_MAX_OUTPUT_SIZE=" + strconv.Itoa(floodLimit),
 		"RUN_WARM_MAX_AGE=3600", // no renewal in the middle of a cell
 		"LOG_LEVEL=info",
+		"DOCKER_CONTAINER_RUNTIME=" + img.runtime,
 	}
 	if pool > 0 {
-		env = append(env, fmt.Sprintf("RUN_WARM_POOL=%s=%d", image, pool))
+		env = append(env, fmt.Sprintf("RUN_WARM_POOL=%s=%d", img.ref, pool))
 	}
 	p, err := serverproc.Start(ctx, bn.server, serverproc.Options{Env: env, OnLog: s.count, KeepLines: 20})
 	if err != nil {
