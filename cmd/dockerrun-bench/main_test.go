@@ -10,9 +10,9 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	tests := []struct {
-		name    string
-		args    []string
-		want    []string // substrings of the error, nil for none
+		name     string
+		args     []string
+		want     []string // substrings of the error, nil for none
 		clients  []int
 		methods  []method
 		runtimes []string // default runc
