@@ -15,6 +15,19 @@ import (
 // names every invalid one.
 type Option func(*config)
 
+// Validate reports what is wrong with o on its own, in the words [New]
+// would use, so that a program reading options from its own configuration
+// can name the setting at fault. Problems that only show when options are
+// combined are left to New.
+func (o Option) Validate() error {
+	c := defaultConfig()
+	o(c)
+	if len(c.problems) == 0 {
+		return nil
+	}
+	return &Error{Code: CodeInvalidConfig, Message: strings.Join(c.problems, "; ")}
+}
+
 // Defaults. They are the secure settings a reviewer would sign; each one has
 // an option to change it.
 const (
@@ -67,15 +80,15 @@ const (
 	LabelWarm = "dockerrun.warm"
 )
 
-// Ulimit is a soft and hard resource limit.
-type Ulimit struct {
-	Soft, Hard int64
+// ulimit is a soft and hard resource limit.
+type ulimit struct {
+	soft, hard int64
 }
 
-// Tmpfs is a tmpfs mount: where, and its mount options (for example
+// tmpfs is a tmpfs mount: where, and its mount options (for example
 // "rw,exec,nosuid,size=64m").
-type Tmpfs struct {
-	Path, Options string
+type tmpfs struct {
+	path, options string
 }
 
 type config struct {
@@ -86,16 +99,16 @@ type config struct {
 	nanoCPUs        int64
 	pidsLimit       int64
 	networkDisabled bool
-	nofile          *Ulimit
-	nproc           *Ulimit
+	nofile          *ulimit
+	nproc           *ulimit
 	capAdd          []string
 	capDrop         []string
 	noNewPrivileges bool
 	seccomp         string
 	unconfinedOK    bool
 	readonlyRootfs  bool
-	tmpDir          *Tmpfs
-	workDir         *Tmpfs
+	tmpDir          *tmpfs
+	workDir         *tmpfs
 	runtime         string
 	env             []string
 
@@ -129,13 +142,13 @@ func defaultConfig() *config {
 		nanoCPUs:         DefaultNanoCPUs,
 		pidsLimit:        DefaultPidsLimit,
 		networkDisabled:  true,
-		nofile:           &Ulimit{Soft: DefaultNofile, Hard: DefaultNofile},
+		nofile:           &ulimit{soft: DefaultNofile, hard: DefaultNofile},
 		capDrop:          []string{"ALL"},
 		noNewPrivileges:  true,
 		seccomp:          SeccompBuiltin,
 		readonlyRootfs:   true,
-		tmpDir:           &Tmpfs{Path: DefaultTmpDirPath, Options: DefaultTmpDirOptions},
-		workDir:          &Tmpfs{Path: DefaultWorkDirPath, Options: DefaultWorkDirOptions},
+		tmpDir:           &tmpfs{path: DefaultTmpDirPath, options: DefaultTmpDirOptions},
+		workDir:          &tmpfs{path: DefaultWorkDirPath, options: DefaultWorkDirOptions},
 		maxExecutionTime: DefaultMaxExecutionTime,
 		maxOutputSize:    DefaultMaxOutputSize,
 		maxConcurrent:    DefaultMaxConcurrent,
@@ -208,7 +221,7 @@ func WithNetworkDisabled(disabled bool) Option {
 func WithNofile(soft, hard int64) Option {
 	return func(c *config) {
 		c.checkUlimit("nofile", soft, hard)
-		c.nofile = &Ulimit{Soft: soft, Hard: hard}
+		c.nofile = &ulimit{soft: soft, hard: hard}
 	}
 }
 
@@ -218,7 +231,7 @@ func WithNofile(soft, hard int64) Option {
 func WithNproc(soft, hard int64) Option {
 	return func(c *config) {
 		c.checkUlimit("nproc", soft, hard)
-		c.nproc = &Ulimit{Soft: soft, Hard: hard}
+		c.nproc = &ulimit{soft: soft, hard: hard}
 	}
 }
 
@@ -287,14 +300,14 @@ func WithReadonlyRootfs(readonly bool) Option {
 // path mounts none. Default: [DefaultTmpDirPath] with
 // [DefaultTmpDirOptions].
 func WithTmpDir(path, options string) Option {
-	return func(c *config) { c.tmpDir = c.tmpfs("tmp dir", path, options) }
+	return func(c *config) { c.tmpDir = c.mount("tmp dir", path, options) }
 }
 
 // WithWorkDir mounts a tmpfs at path, the agent's work directory, with the
 // given mount options; an empty path mounts none. Default:
 // [DefaultWorkDirPath] with [DefaultWorkDirOptions].
 func WithWorkDir(path, options string) Option {
-	return func(c *config) { c.workDir = c.tmpfs("work dir", path, options) }
+	return func(c *config) { c.workDir = c.mount("work dir", path, options) }
 }
 
 // WithRuntime selects the OCI runtime registered with the daemon, for
@@ -497,21 +510,21 @@ func (c *config) checkCaps(name string, caps []string) {
 	}
 }
 
-func (c *config) tmpfs(name, path, options string) *Tmpfs {
+func (c *config) mount(name, path, options string) *tmpfs {
 	if path == "" {
 		return nil
 	}
 	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, ": ,") {
 		c.problem("%s: path %q: want an absolute path without ':', ',' or spaces", name, path)
 	}
-	return &Tmpfs{Path: path, Options: options}
+	return &tmpfs{path: path, options: options}
 }
 
 // validate reports every problem recorded while applying options, and those
 // that only show in combination.
 func (c *config) validate() error {
-	if c.tmpDir != nil && c.workDir != nil && c.tmpDir.Path == c.workDir.Path {
-		c.problem("tmp dir and work dir: both at %s: want different paths", c.tmpDir.Path)
+	if c.tmpDir != nil && c.workDir != nil && c.tmpDir.path == c.workDir.path {
+		c.problem("tmp dir and work dir: both at %s: want different paths", c.tmpDir.path)
 	}
 	if len(c.allowedImages) > 0 {
 		for img := range c.warmPool {

@@ -118,7 +118,27 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 			if diff := cmp.Diff(tt.want, problemNames(t, err)); diff != "" {
 				t.Errorf("New() options named mismatch (-want +got):\n%s\nerror: %v", diff, err)
 			}
+			// An option that is wrong alone says so alone, in New's words.
+			if len(tt.opts) == 1 {
+				if diff := cmp.Diff(err, tt.opts[0].Validate()); diff != "" {
+					t.Errorf("Validate() mismatch with New()'s error (-new +validate):\n%s", diff)
+				}
+			}
 		})
+	}
+}
+
+// Validate leaves to New the problems that only show in combination.
+func TestOptionValidateAlone(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Option{
+		WithWarmPool(map[string]int{"python": DefaultMaxConcurrent}),
+		WithWorkDir(DefaultTmpDirPath, "rw"),
+		WithMemory(0),
+	} {
+		if err := o.Validate(); err != nil {
+			t.Errorf("Validate() = %v, want nil", err)
+		}
 	}
 }
 

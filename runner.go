@@ -132,6 +132,14 @@ func (r *Runner) Instance() string { return r.cfg.instance }
 // MaxExecutionTime returns the configured execution time limit.
 func (r *Runner) MaxExecutionTime() time.Duration { return r.cfg.maxExecutionTime }
 
+// MaxRunDuration returns how long a server should allow one [Runner.Run]
+// (or [Runner.Close]) to take: the queue wait, the execution time limit and
+// two daemon timeouts for the calls around the run. A server's write
+// timeout and its graceful shutdown are set from it.
+func (r *Runner) MaxRunDuration() time.Duration {
+	return r.cfg.queueWait + r.cfg.maxExecutionTime + 2*r.cfg.dockerTimeout
+}
+
 // startPool starts filling the warm pool, once, unless the Runner is
 // closed: after Close, nothing may start.
 func (r *Runner) startPool() {
@@ -805,9 +813,9 @@ func hostConfig(cfg *config) container.HostConfig {
 	}
 	h.SecurityOpt, _ = cfg.securityOpt() // checked by validate
 	h.MaskedPaths = slices.Clone(maskedPaths)
-	for _, t := range []*Tmpfs{cfg.tmpDir, cfg.workDir} {
+	for _, t := range []*tmpfs{cfg.tmpDir, cfg.workDir} {
 		if t != nil {
-			h.Tmpfs[t.Path] = t.Options
+			h.Tmpfs[t.path] = t.options
 		}
 	}
 	h.Memory = cfg.memory
@@ -821,10 +829,10 @@ func hostConfig(cfg *config) container.HostConfig {
 	}
 	h.Ulimits = []*container.Ulimit{{Name: "core", Soft: 0, Hard: 0}}
 	if u := cfg.nofile; u != nil {
-		h.Ulimits = append(h.Ulimits, &container.Ulimit{Name: "nofile", Soft: u.Soft, Hard: u.Hard})
+		h.Ulimits = append(h.Ulimits, &container.Ulimit{Name: "nofile", Soft: u.soft, Hard: u.hard})
 	}
 	if u := cfg.nproc; u != nil {
-		h.Ulimits = append(h.Ulimits, &container.Ulimit{Name: "nproc", Soft: u.Soft, Hard: u.Hard})
+		h.Ulimits = append(h.Ulimits, &container.Ulimit{Name: "nproc", Soft: u.soft, Hard: u.hard})
 	}
 	return h
 }

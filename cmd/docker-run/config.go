@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -11,223 +12,413 @@ import (
 	"time"
 
 	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/httpapi"
 )
 
-// config is the server's configuration, read from the environment. The
+// config is the server's configuration, read from the environment: the
+// Runner's options, and the few settings that are the server's own. The
 // variables are docker-run's, with the same names and meanings, plus
 // dockerrun's own; only API_ACCESS_TOKEN is required.
 type config struct {
+	// options are the Runner's options, one per table entry whose
+	// variables are set: the library has the defaults of the others.
+	options []dockerrun.Option
+	// args are, by the entry's first variable, the arguments its option
+	// was made with, for tests.
+	args map[string][]any
+
+	server
+}
+
+// server holds the settings that are the server's own, not the Runner's.
+type server struct {
 	listenAddr   string
 	listenPort   int
-	workers      int64
 	accessToken  string
-	queueSize    int64
-	queueTimeout time.Duration
 	maxBody      int64
 	reapInterval time.Duration
 	debugAddr    string
 	logLevel     slog.Level
 	logFormat    string
-
-	socketPath    string
-	dockerTimeout time.Duration
-
-	hostname        string
-	user            string
-	memory          int64
-	cpus            float64
-	pidsLimit       int64
-	networkDisabled bool
-	nofile          dockerrun.Ulimit
-	nproc           *dockerrun.Ulimit
-	capAdd          []string
-	capDrop         []string
-	noNewPrivileges bool
-	readonlyRootfs  bool
-	tmpDir          dockerrun.Tmpfs
-	workDir         dockerrun.Tmpfs
-	runtime         string
-
-	maxExecutionTime time.Duration
-	maxOutputSize    int64
-	allowedImages    []string
-	warmPool         map[string]int
-	warmMaxAge       time.Duration
-	owner            string
-	keepContainer    bool
 }
 
-// envReader reads typed variables and collects every problem.
-type envReader struct {
-	lookup   func(string) (string, bool)
-	problems []string
+// The defaults of the server's own settings.
+const (
+	defaultListenAddr   = "127.0.0.1"
+	defaultListenPort   = 8088
+	defaultReapInterval = time.Minute
+	defaultLogFormat    = "json"
+)
+
+// defaultServer is the server's own settings when no variable is set.
+func defaultServer() server {
+	return server{
+		listenAddr:   defaultListenAddr,
+		listenPort:   defaultListenPort,
+		maxBody:      httpapi.DefaultMaxBodyBytes,
+		reapInterval: defaultReapInterval,
+		logLevel:     slog.LevelInfo,
+		logFormat:    defaultLogFormat,
+	}
 }
 
-func (e *envReader) bad(name, value, want string) {
-	e.problems = append(e.problems, fmt.Sprintf("%s=%q: %s", name, value, want))
+// envVar documents one variable, as the README's tables show it.
+type envVar struct {
+	name   string
+	syntax string // the Type column: what a value looks like
+	def    string // the Default column
+	doc    string // the Meaning column
 }
 
-func (e *envReader) str(name, def string) string {
-	if v, ok := e.lookup(name); ok {
-		return v
-	}
-	return def
-}
-
-func (e *envReader) int(name string, def, lo, hi int64) int64 {
-	v, ok := e.lookup(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n < lo || n > hi {
-		e.bad(name, v, fmt.Sprintf("want a whole number from %d to %d", lo, hi))
-		return def
-	}
-	return n
-}
-
-func (e *envReader) float(name string, def, lo, hi float64) float64 {
-	v, ok := e.lookup(name)
-	if !ok {
-		return def
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || f < lo || f > hi {
-		e.bad(name, v, fmt.Sprintf("want a number from %g to %g", lo, hi))
-		return def
-	}
-	return f
-}
-
-func (e *envReader) bool(name string, def bool) bool {
-	v, ok := e.lookup(name)
-	if !ok {
-		return def
-	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		e.bad(name, v, "want true or false")
-		return def
-	}
-	return b
-}
-
-// seconds reads a whole number of seconds, as docker-run does.
-func (e *envReader) seconds(name string, def time.Duration, lo, hi int64) time.Duration {
-	return time.Duration(e.int(name, int64(def/time.Second), lo, hi)) * time.Second
-}
-
-func (e *envReader) list(name string, def []string) []string {
-	v, ok := e.lookup(name)
-	if !ok {
-		return def
-	}
-	return strings.Fields(v)
+// entry is one row of the configuration table: one or a few variables, and
+// what their values become. Exactly one of option and set is non-nil.
+type entry struct {
+	vars []envVar
+	// glot marks docker-run's own variables (the README's first table).
+	glot bool
+	// option turns the values of vars (nil where unset) into a Runner
+	// option and the arguments it was made with. It is called when at
+	// least one of vars is set; the library validates the option.
+	option func(vals []*string) (dockerrun.Option, []any, error)
+	// set applies the value of the single variable of a server setting.
+	set func(s *server, v string) error
+	// docker marks variables that the Docker client reads itself, shown
+	// in one row.
+	docker bool
 }
 
 // loadConfig reads the configuration. Its error names every variable that
-// is missing or malformed, with its value.
+// is missing or malformed, with its value and what is wanted instead.
 func loadConfig(lookup func(string) (string, bool)) (*config, error) {
-	e := &envReader{lookup: lookup}
-	c := &config{
-		listenAddr:   e.str("SERVER_LISTEN_ADDR", "127.0.0.1"),
-		listenPort:   int(e.int("SERVER_LISTEN_PORT", 8088, 0, 65535)),
-		workers:      e.int("SERVER_WORKER_THREADS", dockerrun.DefaultMaxConcurrent, 1, 10_000),
-		accessToken:  e.str("API_ACCESS_TOKEN", ""),
-		queueSize:    e.int("SERVER_QUEUE_SIZE", dockerrun.DefaultMaxQueue, 0, 1_000_000),
-		queueTimeout: e.seconds("SERVER_QUEUE_TIMEOUT", dockerrun.DefaultQueueWait, 1, 3600),
-		maxBody:      e.int("SERVER_MAX_BODY_SIZE", 8<<20, 1024, 1<<30),
-		reapInterval: e.seconds("SERVER_REAP_INTERVAL", time.Minute, 0, 86400),
-		debugAddr:    e.str("SERVER_DEBUG_ADDR", ""),
-		logFormat:    e.str("LOG_FORMAT", "json"),
-
-		socketPath: e.str("DOCKER_UNIX_SOCKET_PATH", ""),
-		// One bound for every daemon call: the larger of the two timeouts
-		// that are set, or the default.
-		dockerTimeout: max(e.seconds("DOCKER_UNIX_SOCKET_READ_TIMEOUT", 0, 1, 3600), e.seconds("DOCKER_UNIX_SOCKET_WRITE_TIMEOUT", 0, 1, 3600)),
-
-		hostname:        e.str("DOCKER_CONTAINER_HOSTNAME", dockerrun.DefaultHostname),
-		user:            e.str("DOCKER_CONTAINER_USER", dockerrun.DefaultUser),
-		memory:          e.int("DOCKER_CONTAINER_MEMORY", dockerrun.DefaultMemory, 0, 1<<40),
-		cpus:            e.float("DOCKER_CONTAINER_CPUS", 1, 0, 1024),
-		pidsLimit:       e.int("DOCKER_CONTAINER_PIDS_LIMIT", dockerrun.DefaultPidsLimit, 0, 1<<22),
-		networkDisabled: e.bool("DOCKER_CONTAINER_NETWORK_DISABLED", true),
-		capAdd:          e.list("DOCKER_CONTAINER_CAP_ADD", nil),
-		capDrop:         e.list("DOCKER_CONTAINER_CAP_DROP", []string{"ALL"}),
-		noNewPrivileges: e.bool("DOCKER_CONTAINER_NO_NEW_PRIVILEGES", true),
-		readonlyRootfs:  e.bool("DOCKER_CONTAINER_READONLY_ROOTFS", true),
-		tmpDir: dockerrun.Tmpfs{
-			Path:    e.str("DOCKER_CONTAINER_TMP_DIR_PATH", dockerrun.DefaultTmpDirPath),
-			Options: e.str("DOCKER_CONTAINER_TMP_DIR_OPTIONS", dockerrun.DefaultTmpDirOptions),
-		},
-		workDir: dockerrun.Tmpfs{
-			Path:    e.str("DOCKER_CONTAINER_WORK_DIR_PATH", dockerrun.DefaultWorkDirPath),
-			Options: e.str("DOCKER_CONTAINER_WORK_DIR_OPTIONS", dockerrun.DefaultWorkDirOptions),
-		},
-		runtime: e.str("DOCKER_CONTAINER_RUNTIME", ""),
-
-		maxExecutionTime: e.seconds("RUN_MAX_EXECUTION_TIME", dockerrun.DefaultMaxExecutionTime, 1, 3600),
-		maxOutputSize:    e.int("RUN_MAX_OUTPUT_SIZE", dockerrun.DefaultMaxOutputSize, 64, 1<<30),
-		allowedImages:    e.list("RUN_ALLOWED_IMAGES", nil),
-		warmMaxAge:       e.seconds("RUN_WARM_MAX_AGE", dockerrun.DefaultWarmMaxAge, 1, 86400),
-		owner:            e.str("SERVER_INSTANCE_NAME", dockerrun.DefaultOwner),
-		keepContainer:    e.bool("DEBUG_KEEP_CONTAINER", false),
-	}
-	if c.dockerTimeout == 0 {
-		c.dockerTimeout = dockerrun.DefaultDockerTimeout
-	}
-	_, nofileSoftSet := lookup("DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT")
-	nofileSoft := e.int("DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT", dockerrun.DefaultNofile, 0, 1<<20)
-	c.nofile = dockerrun.Ulimit{Soft: nofileSoft, Hard: e.int("DOCKER_CONTAINER_ULIMIT_NOFILE_HARD", max(nofileSoft, dockerrun.DefaultNofile), 0, 1<<20)}
-	if !nofileSoftSet {
-		// An unset soft limit follows a hard limit set below its default.
-		c.nofile.Soft = min(c.nofile.Soft, c.nofile.Hard)
-	}
-	_, softSet := lookup("DOCKER_CONTAINER_ULIMIT_NPROC_SOFT")
-	_, hardSet := lookup("DOCKER_CONTAINER_ULIMIT_NPROC_HARD")
-	if softSet || hardSet {
-		soft := e.int("DOCKER_CONTAINER_ULIMIT_NPROC_SOFT", -1, 0, 1<<22)
-		hard := e.int("DOCKER_CONTAINER_ULIMIT_NPROC_HARD", soft, 0, 1<<22)
-		if soft < 0 {
-			soft = hard
+	c := &config{args: map[string][]any{}, server: defaultServer()}
+	var problems []string
+	for _, e := range table {
+		if p := c.apply(e, lookup); p != "" {
+			problems = append(problems, p)
 		}
-		c.nproc = &dockerrun.Ulimit{Soft: soft, Hard: hard}
 	}
-
 	if c.accessToken == "" {
-		e.problems = append(e.problems, "API_ACCESS_TOKEN: required: set it to a long random secret that clients send in X-Access-Token")
+		problems = append(problems, "API_ACCESS_TOKEN: required: set it to a long random secret that clients send in X-Access-Token")
 	}
-	if _, err := netip.ParseAddr(c.listenAddr); err != nil && c.listenAddr != "localhost" {
-		e.bad("SERVER_LISTEN_ADDR", c.listenAddr, "want an IP address such as 127.0.0.1 or 0.0.0.0")
-	}
-	if c.debugAddr != "" && !loopback(c.debugAddr) {
-		e.bad("SERVER_DEBUG_ADDR", c.debugAddr, "want a loopback address and port such as 127.0.0.1:6060: the debug listener has no token")
-	}
-	if v, ok := lookup("LOG_LEVEL"); ok {
-		if err := c.logLevel.UnmarshalText([]byte(v)); err != nil {
-			e.bad("LOG_LEVEL", v, "want debug, info, warn or error")
-		}
-	}
-	if c.logFormat != "json" && c.logFormat != "text" {
-		e.bad("LOG_FORMAT", c.logFormat, "want json or text")
-	}
-	if v, ok := lookup("RUN_WARM_POOL"); ok {
-		c.warmPool = map[string]int{}
-		for _, f := range strings.Fields(v) {
-			image, n, found := strings.Cut(f, "=")
-			size, err := strconv.Atoi(n)
-			if !found || image == "" || err != nil || size < 0 {
-				e.bad("RUN_WARM_POOL", v, fmt.Sprintf("entry %q: want IMAGE=SIZE entries separated by spaces, e.g. dockerrun/python:latest=2", f))
-				continue
-			}
-			c.warmPool[image] = size
-		}
-	}
-	if len(e.problems) > 0 {
-		return nil, errors.New("invalid configuration:\n  " + strings.Join(e.problems, "\n  "))
+	if len(problems) > 0 {
+		return nil, errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
 	}
 	return c, nil
+}
+
+// apply reads the variables of e and applies them to c; it returns the
+// problem with them, if any, naming the variables and their values.
+func (c *config) apply(e entry, lookup func(string) (string, bool)) string {
+	vals := make([]*string, len(e.vars))
+	var given []string
+	for i, v := range e.vars {
+		if s, ok := lookup(v.name); ok {
+			vals[i] = &s
+			given = append(given, fmt.Sprintf("%s=%q", v.name, s))
+		}
+	}
+	if given == nil || e.docker {
+		return ""
+	}
+	var err error
+	switch {
+	case e.set != nil:
+		err = e.set(&c.server, *vals[0])
+	default:
+		var opt dockerrun.Option
+		var args []any
+		opt, args, err = e.option(vals)
+		var invalid *dockerrun.Error
+		if err == nil && errors.As(opt.Validate(), &invalid) {
+			err = errors.New(invalid.Message)
+		}
+		if err == nil {
+			c.options = append(c.options, opt)
+			c.args[e.vars[0].name] = args
+		}
+	}
+	if err != nil {
+		return strings.Join(given, ", ") + ": " + err.Error()
+	}
+	return ""
+}
+
+// runnerOptions returns the Runner's options, with log as its logger.
+func (c *config) runnerOptions(log *slog.Logger) []dockerrun.Option {
+	return append([]dockerrun.Option{dockerrun.WithLogger(log)}, c.options...)
+}
+
+// addr is the address to listen on.
+func (s *server) addr() string {
+	return net.JoinHostPort(s.listenAddr, strconv.Itoa(s.listenPort))
+}
+
+// Parsers of values. Each accepts the syntax only; the library checks the
+// range of a Runner option's value, the setter that of a server setting.
+
+func parseInt(v string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, errors.New("want a whole number")
+	}
+	return n, nil
+}
+
+func parseFloat(v string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 0, errors.New("want a number such as 0.5 or 2")
+	}
+	return f, nil
+}
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return false, errors.New("want true or false")
+	}
+	return b, nil
+}
+
+// parseSeconds reads a whole number of seconds, as docker-run does.
+func parseSeconds(v string) (time.Duration, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
+		return 0, errors.New("want a whole number of seconds")
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+func parseString(v string) (string, error) { return v, nil }
+
+// parseFields splits a space-separated list.
+func parseFields(v string) ([]string, error) { return strings.Fields(v), nil }
+
+// parseWarmPool reads IMAGE=SIZE entries separated by spaces.
+func parseWarmPool(v string) (map[string]int, error) {
+	pool := map[string]int{}
+	for _, f := range strings.Fields(v) {
+		image, n, found := strings.Cut(f, "=")
+		size, err := strconv.Atoi(n)
+		if !found || image == "" || err != nil {
+			return nil, fmt.Errorf("entry %q: want IMAGE=SIZE entries separated by spaces, e.g. dockerrun/python:latest=2", f)
+		}
+		pool[image] = size
+	}
+	return pool, nil
+}
+
+// one is the entry of a single variable whose value, parsed, is the
+// argument of a Runner option.
+func one[T any](v envVar, glot bool, parse func(string) (T, error), with func(T) dockerrun.Option) entry {
+	return entry{vars: []envVar{v}, glot: glot, option: func(vals []*string) (dockerrun.Option, []any, error) {
+		x, err := parse(*vals[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		return with(x), []any{x}, nil
+	}}
+}
+
+// pair is the entry of two variables that make one Runner option. An
+// unset one takes the value that fill derives from the other (given
+// first) or from the library's default.
+func pair[T any](a, b envVar, glot bool, parse func(string) (T, error), fill func(x, y *T) (T, T), with func(x, y T) dockerrun.Option) entry {
+	return entry{vars: []envVar{a, b}, glot: glot, option: func(vals []*string) (dockerrun.Option, []any, error) {
+		var xy [2]*T
+		for i, v := range vals {
+			if v == nil {
+				continue
+			}
+			p, err := parse(*v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", []envVar{a, b}[i].name, err)
+			}
+			xy[i] = &p
+		}
+		x, y := fill(xy[0], xy[1])
+		return with(x, y), []any{x, y}, nil
+	}}
+}
+
+// server is the entry of a server setting.
+func serverVar(v envVar, glot bool, set func(s *server, v string) error) entry {
+	return entry{vars: []envVar{v}, glot: glot, set: set}
+}
+
+// or returns *p, or def if p is nil.
+func or[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// ulimits fills an unset half of a ulimit: an unset soft limit is the
+// default, lowered to a hard limit set below it; an unset hard limit is the
+// default, raised to a soft limit set above it.
+func ulimits(def int64) func(soft, hard *int64) (int64, int64) {
+	return func(soft, hard *int64) (int64, int64) {
+		switch {
+		case soft == nil:
+			return min(def, *hard), *hard
+		case hard == nil:
+			return *soft, max(def, *soft)
+		}
+		return *soft, *hard
+	}
+}
+
+// sameUlimits fills an unset half of a ulimit that has no default with the
+// half that is set.
+func sameUlimits(soft, hard *int64) (int64, int64) {
+	return or(soft, or(hard, 0)), or(hard, or(soft, 0))
+}
+
+// tmpfs fills an unset path or options of a tmpfs mount with its default.
+func tmpfs(defPath, defOptions string) func(path, options *string) (string, string) {
+	return func(path, options *string) (string, string) { return or(path, defPath), or(options, defOptions) }
+}
+
+func bytesDefault(n int64) string {
+	return fmt.Sprintf("`%d` (%d MiB)", n, n>>20)
+}
+
+func secondsDefault(d time.Duration) string {
+	return fmt.Sprintf("`%d`", d/time.Second)
+}
+
+func quoted(s string) string { return "`" + s + "`" }
+
+// table is every variable the server reads, in the README's order. The
+// README's tables are generated from it (see TestREADMEVariables).
+var table = []entry{
+	serverVar(envVar{"API_ACCESS_TOKEN", "string", "**required**", "token clients send in `X-Access-Token`"}, true,
+		func(s *server, v string) error { s.accessToken = v; return nil }),
+	serverVar(envVar{"SERVER_LISTEN_ADDR", "IP address", quoted(defaultListenAddr), "listen address (`0.0.0.0` for all)"}, true,
+		func(s *server, v string) error {
+			if _, err := netip.ParseAddr(v); err != nil && v != "localhost" {
+				return errors.New("want an IP address such as 127.0.0.1 or 0.0.0.0")
+			}
+			s.listenAddr = v
+			return nil
+		}),
+	serverVar(envVar{"SERVER_LISTEN_PORT", "0-65535", quoted(strconv.Itoa(defaultListenPort)), "listen port (0: any free port, logged)"}, true,
+		func(s *server, v string) error {
+			n, err := parseInt(v)
+			if err != nil || n < 0 || n > 65535 {
+				return errors.New("want a port number from 0 to 65535")
+			}
+			s.listenPort = int(n)
+			return nil
+		}),
+	one(envVar{"SERVER_WORKER_THREADS", "integer", quoted(strconv.Itoa(dockerrun.DefaultMaxConcurrent)), "how many runs (containers) at once, warm pool included"}, true,
+		parseInt, dockerrun.WithMaxConcurrentRuns),
+	one(envVar{"DOCKER_UNIX_SOCKET_PATH", "path", "`DOCKER_HOST` or `/var/run/docker.sock`", "the daemon's socket"}, true,
+		parseString, func(p string) dockerrun.Option { return dockerrun.WithDockerHost("unix://" + p) }),
+	pair(envVar{"DOCKER_UNIX_SOCKET_READ_TIMEOUT", "seconds", secondsDefault(dockerrun.DefaultDockerTimeout), "bound on each daemon call (create, start, kill, remove...); the larger of the two that are set is used. Never applied to a run's output stream: the run has its own deadline"},
+		envVar{"DOCKER_UNIX_SOCKET_WRITE_TIMEOUT", "seconds", secondsDefault(dockerrun.DefaultDockerTimeout), "as above"}, true,
+		parseSeconds,
+		func(r, w *time.Duration) (time.Duration, time.Duration) { return or(r, 0), or(w, 0) },
+		func(r, w time.Duration) dockerrun.Option { return dockerrun.WithDockerTimeout(max(r, w)) }),
+	one(envVar{"DOCKER_CONTAINER_HOSTNAME", "string", quoted(dockerrun.DefaultHostname), "hostname inside the container"}, true,
+		parseString, dockerrun.WithHostname),
+	one(envVar{"DOCKER_CONTAINER_USER", "user[:group]", quoted(dockerrun.DefaultUser), "user the container runs as (glot's images: `glot`, uid 1000)"}, true,
+		parseString, dockerrun.WithUser),
+	one(envVar{"DOCKER_CONTAINER_MEMORY", "bytes", bytesDefault(dockerrun.DefaultMemory), "memory limit; swap is limited to the same (no swap). 0: none"}, true,
+		parseInt, dockerrun.WithMemory),
+	one(envVar{"DOCKER_CONTAINER_NETWORK_DISABLED", "bool", "`true`", "no network (network mode `none`: only `lo`)"}, true,
+		parseBool, dockerrun.WithNetworkDisabled),
+	pair(envVar{"DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT", "integer", quoted(strconv.Itoa(dockerrun.DefaultNofile)), "open files, soft"},
+		envVar{"DOCKER_CONTAINER_ULIMIT_NOFILE_HARD", "integer", quoted(strconv.Itoa(dockerrun.DefaultNofile)), "open files, hard"}, true,
+		parseInt, ulimits(dockerrun.DefaultNofile), dockerrun.WithNofile),
+	pair(envVar{"DOCKER_CONTAINER_ULIMIT_NPROC_SOFT", "integer", "unset", "processes per host uid, soft (shared by parallel runs of the same uid; `DOCKER_CONTAINER_PIDS_LIMIT` is the per-container defence)"},
+		envVar{"DOCKER_CONTAINER_ULIMIT_NPROC_HARD", "integer", "unset", "as above, hard"}, true,
+		parseInt, sameUlimits, dockerrun.WithNproc),
+	one(envVar{"DOCKER_CONTAINER_CAP_ADD", "space-separated", "empty", "capabilities to add"}, true,
+		parseFields, func(caps []string) dockerrun.Option { return dockerrun.WithCapAdd(caps...) }),
+	one(envVar{"DOCKER_CONTAINER_CAP_DROP", "space-separated", "`ALL`", "capabilities to drop"}, true,
+		parseFields, func(caps []string) dockerrun.Option { return dockerrun.WithCapDrop(caps...) }),
+	one(envVar{"DOCKER_CONTAINER_READONLY_ROOTFS", "bool", "`true`", "read-only root filesystem"}, true,
+		parseBool, dockerrun.WithReadonlyRootfs),
+	pair(envVar{"DOCKER_CONTAINER_TMP_DIR_PATH", "path", quoted(dockerrun.DefaultTmpDirPath), "tmpfs mount for temporary files (empty: none)"},
+		envVar{"DOCKER_CONTAINER_TMP_DIR_OPTIONS", "mount options", quoted(dockerrun.DefaultTmpDirOptions), "its options"}, true,
+		parseString, tmpfs(dockerrun.DefaultTmpDirPath, dockerrun.DefaultTmpDirOptions), dockerrun.WithTmpDir),
+	pair(envVar{"DOCKER_CONTAINER_WORK_DIR_PATH", "path", quoted(dockerrun.DefaultWorkDirPath), "tmpfs mount for the agent's work dir (empty: none)"},
+		envVar{"DOCKER_CONTAINER_WORK_DIR_OPTIONS", "mount options", quoted(dockerrun.DefaultWorkDirOptions), "its options"}, true,
+		parseString, tmpfs(dockerrun.DefaultWorkDirPath, dockerrun.DefaultWorkDirOptions), dockerrun.WithWorkDir),
+	one(envVar{"RUN_MAX_EXECUTION_TIME", "seconds", secondsDefault(dockerrun.DefaultMaxExecutionTime), "wall-clock limit of a run, from writing the payload; the container is killed at the limit"}, true,
+		parseSeconds, dockerrun.WithMaxExecutionTime),
+	one(envVar{"RUN_MAX_OUTPUT_SIZE", "bytes", quoted(strconv.Itoa(dockerrun.DefaultMaxOutputSize)), "cap on bytes read from the container; past it the container is killed"}, true,
+		parseInt, dockerrun.WithMaxOutputSize),
+	one(envVar{"DEBUG_KEEP_CONTAINER", "bool", "`false`", "keep containers (killed, not removed) for debugging"}, true,
+		parseBool, dockerrun.WithKeepContainer),
+
+	{vars: []envVar{{"DOCKER_HOST", "", "Docker's", "a remote engine, as for the docker CLI"}, {name: "DOCKER_TLS_VERIFY"}, {name: "DOCKER_CERT_PATH"}, {name: "DOCKER_API_VERSION"}}, docker: true},
+	one(envVar{"DOCKER_CONTAINER_PIDS_LIMIT", "integer", quoted(strconv.Itoa(dockerrun.DefaultPidsLimit)), "processes and threads per container (fork-bomb defence). 0: none"}, false,
+		parseInt, dockerrun.WithPidsLimit),
+	one(envVar{"DOCKER_CONTAINER_CPUS", "number", quoted(strconv.FormatFloat(dockerrun.DefaultNanoCPUs/1e9, 'g', -1, 64)), "CPU quota. 0: none"}, false,
+		parseFloat, dockerrun.WithCPUs),
+	one(envVar{"DOCKER_CONTAINER_NO_NEW_PRIVILEGES", "bool", "`true`", "`no-new-privileges` security option"}, false,
+		parseBool, dockerrun.WithNoNewPrivileges),
+	one(envVar{"DOCKER_CONTAINER_RUNTIME", "string", "daemon default", "OCI runtime, e.g. `runsc` for gVisor"}, false,
+		parseString, dockerrun.WithRuntime),
+	one(envVar{"RUN_ALLOWED_IMAGES", "space-separated", "empty (any local image)", "images clients may name"}, false,
+		parseFields, func(images []string) dockerrun.Option { return dockerrun.WithAllowedImages(images...) }),
+	one(envVar{"RUN_WARM_POOL", "`IMAGE=N ...`", "empty", "containers started ahead of time per image, e.g. `dockerrun/python:latest=2`"}, false,
+		parseWarmPool, dockerrun.WithWarmPool),
+	one(envVar{"RUN_WARM_MAX_AGE", "seconds", secondsDefault(dockerrun.DefaultWarmMaxAge), "idle warm containers older than this are replaced"}, false,
+		parseSeconds, dockerrun.WithWarmMaxAge),
+	pair(envVar{"SERVER_QUEUE_SIZE", "integer", quoted(strconv.Itoa(dockerrun.DefaultMaxQueue)), "runs that may wait for a place; past it: 503 `runner.busy`"},
+		envVar{"SERVER_QUEUE_TIMEOUT", "seconds", secondsDefault(dockerrun.DefaultQueueWait), "how long a run may wait for a place; then 503 `runner.busy`"}, false,
+		func(v string) (int64, error) { return parseInt(v) },
+		func(n, wait *int64) (int64, int64) {
+			return or(n, dockerrun.DefaultMaxQueue), or(wait, int64(dockerrun.DefaultQueueWait/time.Second))
+		},
+		func(n, wait int64) dockerrun.Option { return dockerrun.WithQueue(n, time.Duration(wait)*time.Second) }),
+	serverVar(envVar{"SERVER_MAX_BODY_SIZE", "bytes", quoted(strconv.Itoa(httpapi.DefaultMaxBodyBytes)), "request body limit (413 past it)"}, false,
+		func(s *server, v string) error {
+			n, err := parseInt(v)
+			if err != nil || n < 1024 || n > 1<<30 {
+				return errors.New("want a number of bytes from 1024 to 1073741824")
+			}
+			s.maxBody = n
+			return nil
+		}),
+	one(envVar{"SERVER_INSTANCE_NAME", "name", quoted(dockerrun.DefaultOwner), "owner label of the containers; at start-up and every `SERVER_REAP_INTERVAL` the server removes containers of this owner left by a dead instance. Servers sharing a daemon need different names"}, false,
+		parseString, dockerrun.WithOwner),
+	serverVar(envVar{"SERVER_REAP_INTERVAL", "seconds", secondsDefault(defaultReapInterval), "how often to look for leftovers (0: only at start-up)"}, false,
+		func(s *server, v string) error {
+			d, err := parseSeconds(v)
+			if err != nil || d < 0 {
+				return errors.New("want a whole number of seconds, 0 or more")
+			}
+			s.reapInterval = d
+			return nil
+		}),
+	serverVar(envVar{"SERVER_DEBUG_ADDR", "loopback `host:port`", "empty (off)", "serves `net/http/pprof` and `{\"goroutines\": N}` at `/debug/vars`; refused unless loopback, since it has no token"}, false,
+		func(s *server, v string) error {
+			if v != "" && !loopback(v) {
+				return errors.New("want a loopback address and port such as 127.0.0.1:6060: the debug listener has no token")
+			}
+			s.debugAddr = v
+			return nil
+		}),
+	serverVar(envVar{"LOG_LEVEL", "`debug`/`info`/`warn`/`error`", quoted(strings.ToLower(slog.LevelInfo.String())), "log level"}, false,
+		func(s *server, v string) error {
+			if err := s.logLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("want debug, info, warn or error")
+			}
+			return nil
+		}),
+	serverVar(envVar{"LOG_FORMAT", "`json`/`text`", quoted(defaultLogFormat), "log format; one line per request with status, code and duration, never payloads or tokens"}, false,
+		func(s *server, v string) error {
+			if v != "json" && v != "text" {
+				return errors.New("want json or text")
+			}
+			s.logFormat = v
+			return nil
+		}),
 }
 
 // loopback reports whether addr is host:port with a loopback host.
@@ -244,47 +435,4 @@ func loopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
-}
-
-// addr is the address to listen on.
-func (c *config) addr() string {
-	return net.JoinHostPort(c.listenAddr, strconv.Itoa(c.listenPort))
-}
-
-// options turns the configuration into the Runner's options.
-func (c *config) options(log *slog.Logger) []dockerrun.Option {
-	opts := []dockerrun.Option{
-		dockerrun.WithLogger(log),
-		dockerrun.WithDockerTimeout(c.dockerTimeout),
-		dockerrun.WithHostname(c.hostname),
-		dockerrun.WithUser(c.user),
-		dockerrun.WithMemory(c.memory),
-		dockerrun.WithCPUs(c.cpus),
-		dockerrun.WithPidsLimit(c.pidsLimit),
-		dockerrun.WithNetworkDisabled(c.networkDisabled),
-		dockerrun.WithNofile(c.nofile.Soft, c.nofile.Hard),
-		dockerrun.WithCapAdd(c.capAdd...),
-		dockerrun.WithCapDrop(c.capDrop...),
-		dockerrun.WithNoNewPrivileges(c.noNewPrivileges),
-		dockerrun.WithReadonlyRootfs(c.readonlyRootfs),
-		dockerrun.WithTmpDir(c.tmpDir.Path, c.tmpDir.Options),
-		dockerrun.WithWorkDir(c.workDir.Path, c.workDir.Options),
-		dockerrun.WithRuntime(c.runtime),
-		dockerrun.WithMaxExecutionTime(c.maxExecutionTime),
-		dockerrun.WithMaxOutputSize(c.maxOutputSize),
-		dockerrun.WithMaxConcurrentRuns(c.workers),
-		dockerrun.WithQueue(c.queueSize, c.queueTimeout),
-		dockerrun.WithAllowedImages(c.allowedImages...),
-		dockerrun.WithWarmPool(c.warmPool),
-		dockerrun.WithWarmMaxAge(c.warmMaxAge),
-		dockerrun.WithOwner(c.owner),
-		dockerrun.WithKeepContainer(c.keepContainer),
-	}
-	if c.nproc != nil {
-		opts = append(opts, dockerrun.WithNproc(c.nproc.Soft, c.nproc.Hard))
-	}
-	if c.socketPath != "" {
-		opts = append(opts, dockerrun.WithDockerHost("unix://"+c.socketPath))
-	}
-	return opts
 }

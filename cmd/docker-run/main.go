@@ -56,13 +56,13 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 		log = slog.New(slog.NewJSONHandler(logOut, hopts))
 	}
 
-	runner, err := dockerrun.New(cfg.options(log)...)
+	runner, err := dockerrun.New(cfg.runnerOptions(log)...)
 	if err != nil {
 		return fmt.Errorf("invalid configuration (see the DOCKER_CONTAINER_*, RUN_* and SERVER_* variables): %w", err)
 	}
 	// Whatever happens from here on, remove every container we made.
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cfg.dockerTimeout+10*time.Second)
+		cctx, cancel := context.WithTimeout(context.Background(), runner.MaxRunDuration())
 		defer cancel()
 		if err := runner.Close(cctx); err != nil {
 			log.Error("close runner", "error", err)
@@ -110,14 +110,14 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.maxExecutionTime + cfg.queueTimeout + 2*cfg.dockerTimeout,
+		WriteTimeout:      runner.MaxRunDuration(),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "version", dockerrun.Version(), "instance", runner.Instance(), "workers", cfg.workers)
+	log.Info("listening", "addr", ln.Addr().String(), "version", dockerrun.Version(), "instance", runner.Instance())
 
 	select {
 	case err := <-served:
@@ -125,7 +125,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing runs in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.maxExecutionTime+cfg.dockerTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), runner.MaxRunDuration())
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown: runs still in flight were cut", "error", err)
