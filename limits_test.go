@@ -118,10 +118,13 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 			if diff := cmp.Diff(tt.want, problemNames(t, err)); diff != "" {
 				t.Errorf("New() options named mismatch (-want +got):\n%s\nerror: %v", diff, err)
 			}
-			// An option that is wrong alone says so alone, in New's words.
+			// An option that is wrong alone says so alone, in New's words
+			// (and one wrong only with the defaults of others, not at all).
 			if len(tt.opts) == 1 {
-				if diff := cmp.Diff(err, tt.opts[0].Validate()); diff != "" {
-					t.Errorf("Validate() mismatch with New()'s error (-new +validate):\n%s", diff)
+				if v := tt.opts[0].Validate(); v != nil {
+					if diff := cmp.Diff(err, v); diff != "" {
+						t.Errorf("Validate() mismatch with New()'s error (-new +validate):\n%s", diff)
+					}
 				}
 			}
 		})
@@ -139,6 +142,9 @@ func TestOptionValidateAlone(t *testing.T) {
 		if err := o.Validate(); err != nil {
 			t.Errorf("Validate() = %v, want nil", err)
 		}
+	}
+	if err := WithMemory(-1).Validate(); ErrorCode(err) != CodeInvalidConfig {
+		t.Errorf("WithMemory(-1).Validate() = %v, want a %s error", err, CodeInvalidConfig)
 	}
 }
 
