@@ -214,3 +214,9 @@ var hostInfoPaths = []string{
 // maskedPaths is the list of paths masked in every container: Docker's
 // defaults and dockerrun's own.
 var maskedPaths = slices.Concat(dockerMaskedPaths, hostInfoPaths)
+
+// MaskedPaths returns the paths that every container has masked (an empty
+// file or an empty read-only directory under runc): Docker's default
+// masked paths, which a container's own list replaces, and those that tell
+// about the host. Docker's default read-only paths are kept as they are.
+func MaskedPaths() []string { return slices.Clone(maskedPaths) }
