@@ -68,7 +68,7 @@ func TestBrowser(t *testing.T) {
 		}
 		testenv.WaitNoContainers(t, dockerrun.LabelOwner, owner, 30*time.Second)
 	})
-	h, err := newHandler(config{Runner: r, Languages: langs, TimeLimit: r.MaxExecutionTime()})
+	h, err := newHandler(config{Run: runner(r), Languages: langs, TimeLimit: r.MaxExecutionTime()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("runner errors as sentences", func(t *testing.T) {
 		fake := &fakeRunner{}
-		h, err := newHandler(config{Runner: fake, Languages: langs, TimeLimit: browserTimeLimit})
+		h, err := newHandler(config{Run: fake.Run, Languages: langs, TimeLimit: browserTimeLimit})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -107,7 +107,7 @@ func serve(ctx context.Context, addr, prefix string, smoke bool, log *slog.Logge
 	if err := r.Ping(ctx); err != nil {
 		return err
 	}
-	h, err := newHandler(config{Runner: r, Languages: langs, TimeLimit: r.MaxExecutionTime(), Logger: log})
+	h, err := newHandler(config{Run: runner(r), Languages: langs, TimeLimit: r.MaxExecutionTime(), Logger: log})
 	if err != nil {
 		return err
 	}

@@ -82,15 +82,21 @@ func discover(ctx context.Context, d imageLister, prefix string, hellos []hello.
 	return langs, nil
 }
 
-// runner is what the playground needs of a [*dockerrun.Runner].
-type runner interface {
-	Run(ctx context.Context, image string, payload any) (*dockerrun.Result, error)
+// runFunc runs a payload in a container of an image: [dockerrun.Runner.Run]
+// in main, a fake in tests.
+type runFunc func(ctx context.Context, image string, payload any) (*dockerrun.Result, error)
+
+// runner returns r's Run as a runFunc.
+func runner(r *dockerrun.Runner) runFunc {
+	return func(ctx context.Context, image string, payload any) (*dockerrun.Result, error) {
+		return r.Run(ctx, image, payload)
+	}
 }
 
 // config configures [newHandler].
 type config struct {
-	// Runner runs the code.
-	Runner runner
+	// Run runs the code.
+	Run runFunc
 	// Languages are the languages offered, in the order of the picker.
 	Languages []language
 	// TimeLimit is the runner's execution time limit, shown on the page.
@@ -190,7 +196,7 @@ func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string,
 		return req.Language, nil, &dockerrun.Error{Code: dockerrun.CodeImageNotAllowed,
 			Message: fmt.Sprintf("the playground has no language %q: choose one of %s", req.Language, strings.Join(names, ", "))}
 	}
-	res, err := p.cfg.Runner.Run(r.Context(), lang.Image, json.RawMessage(body))
+	res, err := p.cfg.Run(r.Context(), lang.Image, json.RawMessage(body))
 	return lang.Name, res, err
 }
 

@@ -128,7 +128,7 @@ func TestRun(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &fakeRunner{}
 			fake.set(ok, tt.err)
-			h, err := newHandler(config{Runner: fake, Languages: langs, TimeLimit: time.Second})
+			h, err := newHandler(config{Run: fake.Run, Languages: langs, TimeLimit: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +167,7 @@ func TestPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	langs := []language{{Name: "bash", Image: "pre/bash:latest", Hello: hellos[0].Payload}, {Name: "c", Image: "pre/c:latest", Hello: hellos[1].Payload}}
-	h, err := newHandler(config{Runner: &fakeRunner{}, Languages: langs, TimeLimit: 10 * time.Second})
+	h, err := newHandler(config{Run: (&fakeRunner{}).Run, Languages: langs, TimeLimit: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
