@@ -80,7 +80,8 @@ const (
 	timeLimitPrefix   = "Execution time limit exceeded:"
 )
 
-// runCommand runs c.script with sh -c in its own process group. The whole
+// runCommand runs c.script with sh -c (or directly, see startCommand) in its
+// own process group. The whole
 // group is killed when ctx is done (ctx's cause, if errTimeLimit, is reported
 // as the limit), when the output cap is reached, and in any case once the main
 // process has exited and the pipe grace has passed.
@@ -94,16 +95,17 @@ func runCommand(ctx context.Context, c command) outcome {
 
 	capt := &capture{max: c.maxOutput, onOverflow: func() { cancel(errOutputLimit) }}
 	stdout := &captureStream{c: capt, buf: &capt.stdout}
-	cmd := exec.Command("/bin/sh", "-c", c.script)
-	cmd.Dir = c.dir
-	cmd.Env = c.env
-	cmd.Stdin = c.stdin
-	cmd.Stdout = stdout
-	cmd.Stderr = &captureStream{c: capt, buf: &capt.stderr}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = pipeGrace
-
-	if err := cmd.Start(); err != nil {
+	stderr := &captureStream{c: capt, buf: &capt.stderr}
+	cmd, err := startCommand(c.script, c.dir, func(cmd *exec.Cmd) {
+		cmd.Dir = c.dir
+		cmd.Env = c.env
+		cmd.Stdin = c.stdin
+		cmd.Stdout = stdout
+		cmd.Stderr = stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.WaitDelay = pipeGrace
+	})
+	if err != nil {
 		return outcome{err: fmt.Errorf("start %s: %w", cmd.Path, err)}
 	}
 	if c.started != nil {
@@ -113,7 +115,7 @@ func runCommand(ctx context.Context, c command) outcome {
 	// Kill the group, not just the main process, as soon as ctx is done.
 	// exec.CommandContext would only kill the main process.
 	stop := context.AfterFunc(ctx, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-	err := cmd.Wait()
+	err = cmd.Wait()
 	stop()
 	syscall.Kill(-pgid, syscall.SIGKILL) // children left behind
 

@@ -69,7 +69,7 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		return 1
 	}
 	in := &firstByteReader{r: stdin}
-	data, err := io.ReadAll(in)
+	data, err := readRequest(in)
 	if err != nil {
 		fmt.Fprintf(stderr, "code-runner: read request: %v\n", err)
 		return 1
