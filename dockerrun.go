@@ -100,6 +100,9 @@ const (
 	CodeClosed Code = "runner.closed"
 	// CodeInvalidConfig: an option given to [New] is invalid.
 	CodeInvalidConfig Code = "config.invalid"
+	// CodeRequestLimits: the limits of a run ([WithLimits]) are invalid or
+	// higher than the runner's.
+	CodeRequestLimits Code = "request.limits"
 )
 
 // Error is the error type of every failure of a [Runner]. It carries a
@@ -156,6 +159,7 @@ var (
 	ErrBusy             = &Error{Code: CodeBusy}
 	ErrClosed           = &Error{Code: CodeClosed}
 	ErrInvalidConfig    = &Error{Code: CodeInvalidConfig}
+	ErrRequestLimits    = &Error{Code: CodeRequestLimits}
 )
 
 // Version returns the version of this module in the running binary, or

@@ -77,3 +77,39 @@ func ExampleWithWarmPool() {
 	}
 	fmt.Println(res.Stdout, res.Warm) // warm if the pool had filled by then
 }
+
+// Test cases run in one container: the program is built once and run once
+// per entry of Runs. WithLimits lowers the runner's limits for one call.
+func ExampleWithLimits() {
+	ctx := context.Background()
+	r, err := dockerrun.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close(ctx)
+
+	req := dockerrun.Request{
+		Language: "c",
+		Files: []dockerrun.File{{Name: "main.c", Content: `#include <stdio.h>
+int main(void) { int a, b; scanf("%d %d", &a, &b); printf("%d\n", a + b); }`}},
+		Runs: []dockerrun.RunInput{
+			{Stdin: "1 2"},
+			{Stdin: "40 2", ExecutionTime: 500 * time.Millisecond}, // this case's own limit
+		},
+	}
+	res, err := r.Run(ctx, "dockerrun/c:latest", req,
+		dockerrun.WithLimits(dockerrun.Limits{ExecutionTime: 3 * time.Second, Memory: 64 << 20}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ans, err := res.Answer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if ans.Error != "" { // the build failed: its output is in Stdout and Stderr
+		log.Fatalf("build: %s\n%s", ans.Error, ans.Stderr)
+	}
+	for i, run := range ans.Runs {
+		fmt.Printf("case %d: %q %q, %v CPU, %d bytes peak\n", i, run.Stdout, run.Error, run.Usage.CPUTime, run.Usage.Memory)
+	}
+}

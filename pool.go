@@ -153,7 +153,7 @@ func (p *pool) fill(image string, n int) {
 		// container that nobody knows of); it removes what it made if
 		// close comes meanwhile. A create is bounded by the Docker
 		// timeout; Close waits for it as long as its context allows.
-		c, err := p.r.prepare(p.ctx, image, true)
+		c, err := p.r.prepare(p.ctx, image, true, p.r.cfg.memory)
 		if err != nil {
 			p.r.sem.Release(1)
 			retry := p.failed(image)

@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/semaphore"
 )
@@ -193,7 +194,9 @@ func (r *Runner) Version(ctx context.Context) (types.Version, error) {
 // that a container may have read is never run again. Every error is an
 // [*Error]; a daemon that goes away during the run is a docker.* error
 // ([CodeDockerUnixSocket]), not the agent's ([CodeStdoutDecode]).
-func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, error) {
+//
+// Options lower the limits of this run ([WithLimits]).
+func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...RunOption) (*Result, error) {
 	start := time.Now()
 	if !r.begin() {
 		return nil, errorf(CodeClosed, nil, "the runner is closed")
@@ -210,10 +213,19 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	lim, err := r.limitsFor(opts)
+	if err != nil {
+		return nil, err
+	}
+	if body, err = protocol.WithLimits(body, lim.lowered); err != nil {
+		return nil, errorf(CodePayloadSerialize, err, "add limits to the payload")
+	}
 
 	// A warm container holds a place already; a cold run waits for one.
-	if c := r.pool.take(image); c != nil {
-		res, err := r.runIn(ctx, start, c, body)
+	// Warm containers have the configured memory limit: a run with a lower
+	// one runs cold.
+	if c := r.takeWarm(image, lim); c != nil {
+		res, err := r.runIn(ctx, start, c, body, lim)
 		if !errors.Is(err, errUnread) {
 			return res, err
 		}
@@ -224,19 +236,27 @@ func (r *Runner) Run(ctx context.Context, image string, payload any) (*Result, e
 	if err := r.acquire(ctx); err != nil {
 		return nil, err
 	}
-	c, err := r.prepare(ctx, image, false)
+	c, err := r.prepare(ctx, image, false, lim.memory)
 	if err != nil {
 		r.sem.Release(1)
 		return nil, err
 	}
-	return r.runIn(ctx, start, c, body)
+	return r.runIn(ctx, start, c, body, lim)
 }
 
-// runIn runs body in c, which holds a place, then disposes of c, which
-// frees the place. start is when Run was called.
-func (r *Runner) runIn(ctx context.Context, start time.Time, c *box, body []byte) (*Result, error) {
+// takeWarm returns a warm container of image for a run with lim, or nil.
+func (r *Runner) takeWarm(image string, lim runLimits) *box {
+	if lim.memory != r.cfg.memory {
+		return nil
+	}
+	return r.pool.take(image)
+}
+
+// runIn runs body in c, which holds a place, within lim, then disposes of
+// c, which frees the place. start is when Run was called.
+func (r *Runner) runIn(ctx context.Context, start time.Time, c *box, body []byte, lim runLimits) (*Result, error) {
 	taken := time.Now()
-	res, err := r.exec(ctx, c, body)
+	res, err := r.exec(ctx, c, body, lim)
 	r.dispose(c)
 	switch {
 	case errors.Is(err, errUnread):
@@ -318,6 +338,7 @@ type box struct {
 	id     string
 	image  string
 	warm   bool
+	memory int64     // its memory limit in bytes, 0: none
 	ready  time.Time // started and waiting for its payload since
 	stream types.HijackedResponse
 
@@ -355,9 +376,10 @@ func (c *box) dead() bool {
 	}
 }
 
-// prepare creates, attaches and starts a container of image. On error the
-// container, if created, is removed and the error is an *Error.
-func (r *Runner) prepare(ctx context.Context, image string, warm bool) (*box, error) {
+// prepare creates, attaches and starts a container of image with the given
+// memory limit in bytes (0: none). On error the container, if created, is
+// removed and the error is an *Error.
+func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory int64) (*box, error) {
 	if ctx.Err() != nil {
 		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled before the container was created")
 	}
@@ -369,11 +391,12 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool) (*box, er
 	// The Docker client edits the configurations it is given: pass copies.
 	spec, host := *r.spec(image, warm), r.host
 	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
+	host.Memory, host.MemorySwap = memory, memory // no swap
 	resp, err := r.docker.ContainerCreate(cctx, &spec, &host, nil, nil, "")
 	if err != nil {
 		return nil, r.dockerError(cctx, CodeContainerCreate, err, "create container from image %q (is the image on the daemon? it is never pulled)", image)
 	}
-	c := &box{id: resp.ID, image: image, warm: warm}
+	c := &box{id: resp.ID, image: image, warm: warm, memory: memory}
 	r.live.Store(c.id, struct{}{})
 
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
@@ -432,14 +455,15 @@ var errDeadline = errors.New("execution time limit reached")
 // twice.
 var errUnread = errors.New("the warm container died before it could read the payload")
 
-// exec writes body to the container's stdin and reads its answer. For a
+// exec writes body to the container's stdin and reads its answer, within
+// the run's limits. For a
 // warm container that was dead before the payload was written, it returns
 // errUnread; every other error is an *Error.
-func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error) {
+func (r *Runner) exec(ctx context.Context, c *box, body []byte, lim runLimits) (*Result, error) {
 	if c.dead() {
 		return nil, errUnread
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, r.cfg.maxExecutionTime, errDeadline)
+	ctx, cancel := context.WithTimeoutCause(ctx, lim.executionTime, errDeadline)
 	defer cancel()
 	// At the deadline, or when the caller gives up, kill the container and
 	// close the stream so that reads and writes return at once.
@@ -464,7 +488,7 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 	if c.watched != nil {
 		<-c.watched // the watcher's read is over: the stream is the demux's
 	}
-	d := newDemux(c.stream.Reader, r.cfg.maxOutputSize)
+	d := newDemux(c.stream.Reader, lim.outputSize)
 	done, err := d.run()
 	answered := time.Now()
 	elapsed := answered.Sub(start)
@@ -486,7 +510,7 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 	}
 	if ctx.Err() != nil {
 		if errors.Is(context.Cause(ctx), errDeadline) {
-			return nil, errorf(CodeExecutionTime, nil, "the run took longer than %v and was killed", r.cfg.maxExecutionTime)
+			return nil, errorf(CodeExecutionTime, nil, "the run took longer than %v and was killed", lim.executionTime)
 		}
 		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled during the run; the container was killed")
 	}
@@ -502,7 +526,7 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 			defer r.removes.Done()
 			r.kill(c)
 		}()
-		return nil, errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", r.cfg.maxOutputSize)
+		return nil, errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", lim.outputSize)
 	case errors.Is(err, errBadFrame):
 		return nil, errorf(CodeStreamRead, err, "read container output")
 	}
@@ -522,7 +546,7 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte) (*Result, error)
 	}
 	switch {
 	case state.OOMKilled:
-		return nil, errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", r.cfg.memory)
+		return nil, errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", c.memory)
 	case len(d.system) > 0:
 		return nil, errorf(CodeStreamRead, nil, "the daemon reported: %s", excerpt(d.system, maxAgentStderr))
 	case len(d.stderr) > 0:
@@ -555,7 +579,7 @@ func (r *Runner) exitState(c *box) (*container.State, error) {
 		// A container SIGKILLed by the kernel may show as exited (137)
 		// a moment before the daemon records the OOM kill: look again
 		// until the deadline.
-		oomPending := !info.State.Running && info.State.ExitCode == 137 && !info.State.OOMKilled && r.cfg.memory > 0
+		oomPending := !info.State.Running && info.State.ExitCode == 137 && !info.State.OOMKilled && c.memory > 0
 		if !info.State.Running && !oomPending {
 			return info.State, nil
 		}

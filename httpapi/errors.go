@@ -37,6 +37,7 @@ var statuses = map[dockerrun.Code]int{
 	dockerrun.CodeOutputSize:       http.StatusBadRequest,
 	dockerrun.CodeMemory:           http.StatusBadRequest,
 	dockerrun.CodeImageNotAllowed:  http.StatusBadRequest,
+	dockerrun.CodeRequestLimits:    http.StatusBadRequest,
 	dockerrun.CodeDockerUnixSocket: http.StatusInternalServerError,
 	dockerrun.CodeContainerStart:   http.StatusInternalServerError,
 	dockerrun.CodeContainerAttach:  http.StatusInternalServerError,

@@ -26,11 +26,12 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
 // Runner is what the API needs of a [*dockerrun.Runner].
 type Runner interface {
-	Run(ctx context.Context, image string, payload any) (*dockerrun.Result, error)
+	Run(ctx context.Context, image string, payload any, opts ...dockerrun.RunOption) (*dockerrun.Result, error)
 	Version(ctx context.Context) (types.Version, error)
 	Ping(ctx context.Context) error
 }
@@ -172,16 +173,18 @@ func (a *api) version(w http.ResponseWriter, r *http.Request) {
 type runRequest struct {
 	Image   *string         `json:"image"`
 	Payload json.RawMessage `json:"payload"`
+	// Limits, optional, lower the server's limits for this run.
+	Limits json.RawMessage `json:"limits"`
 }
 
 func (a *api) run(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	image, payload, err := a.decodeRun(w, r)
+	image, payload, limits, err := a.decodeRun(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	res, err := a.cfg.Runner.Run(r.Context(), image, payload)
+	res, err := a.cfg.Runner.Run(r.Context(), image, payload, dockerrun.WithLimits(limits))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -193,31 +196,46 @@ func (a *api) run(w http.ResponseWriter, r *http.Request) {
 	w.Write(res.Raw)
 }
 
-// decodeRun reads and checks the body of POST /run.
-func (a *api) decodeRun(w http.ResponseWriter, r *http.Request) (string, json.RawMessage, error) {
+// decodeRun reads and checks the body of POST /run. The runner checks the
+// limits' values against its own.
+func (a *api) decodeRun(w http.ResponseWriter, r *http.Request) (string, json.RawMessage, dockerrun.Limits, error) {
+	image, payload, rawLimits, err := a.decodeRunBody(w, r)
+	if err != nil || rawLimits == nil || string(rawLimits) == "null" {
+		return image, payload, dockerrun.Limits{}, err
+	}
+	limits, err := protocol.DecodeLimits(rawLimits)
+	if err != nil {
+		return "", nil, dockerrun.Limits{}, &Error{Status: http.StatusBadRequest, Code: string(dockerrun.CodeRequestLimits),
+			Message: `"limits" must be {"execution_time": seconds, "output_size": bytes, "memory": bytes}, each optional: ` + err.Error()}
+	}
+	return image, payload, limits, nil
+}
+
+// decodeRunBody reads the body of POST /run and checks its shape.
+func (a *api) decodeRunBody(w http.ResponseWriter, r *http.Request) (string, json.RawMessage, json.RawMessage, error) {
 	body, err := readBody(w, r, a.cfg.MaxBodyBytes)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if depth := jsonDepth(body); depth > a.cfg.MaxJSONDepth {
-		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: fmt.Sprintf("request body nests %d levels deep: at most %d are allowed", depth, a.cfg.MaxJSONDepth)}
+		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: fmt.Sprintf("request body nests %d levels deep: at most %d are allowed", depth, a.cfg.MaxJSONDepth)}
 	}
 	var req runRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
-		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body is not a JSON object {\"image\": string, \"payload\": object}: " + err.Error()}
+		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body is not a JSON object {\"image\": string, \"payload\": object}: " + err.Error()}
 	}
 	// dec.More would miss a trailing '}' or ']': anything but space is an error.
 	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body holds more than one JSON value"}
+		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body holds more than one JSON value"}
 	}
 	switch {
 	case req.Image == nil || *req.Image == "":
-		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: `"image" is missing: name a local image, e.g. "dockerrun/python:latest"`}
+		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: `"image" is missing: name a local image, e.g. "dockerrun/python:latest"`}
 	case len(req.Payload) == 0 || req.Payload[0] != '{':
-		return "", nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: `"payload" must be a JSON object, e.g. {"language": "python", "files": [...]}`}
+		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: `"payload" must be a JSON object, e.g. {"language": "python", "files": [...]}`}
 	}
-	return *req.Image, req.Payload, nil
+	return *req.Image, req.Payload, req.Limits, nil
 }
 
 // readBody reads at most limit bytes of the body.

@@ -33,13 +33,16 @@ type fakeRunner struct {
 	version func(ctx context.Context) (types.Version, error)
 	ping    func(ctx context.Context) error
 
-	runs atomic.Int64 // calls of Run
+	runs   atomic.Int64                     // calls of Run
+	limits atomic.Pointer[dockerrun.Limits] // of the last call of Run
 }
 
 var errUnexpected = errors.New("fake runner: unexpected call")
 
-func (f *fakeRunner) Run(ctx context.Context, image string, payload any) (*dockerrun.Result, error) {
+func (f *fakeRunner) Run(ctx context.Context, image string, payload any, opts ...dockerrun.RunOption) (*dockerrun.Result, error) {
 	f.runs.Add(1)
+	l := dockerrun.LimitsOf(opts...)
+	f.limits.Store(&l)
 	if f.run == nil {
 		return nil, errUnexpected
 	}
@@ -329,6 +332,64 @@ func TestRunPassesThrough(t *testing.T) {
 	}
 }
 
+// TestRunLimits checks that the request's "limits" reach the runner, and that
+// malformed ones are refused with request.limits before any run.
+func TestRunLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		limits string // the "limits" member of the body, if any
+		want   dockerrun.Limits
+		// wantErr is a part of the error message; "" for a run.
+		wantErr string
+	}{
+		{name: "none"},
+		{name: "null", limits: `null`},
+		{name: "empty", limits: `{}`},
+		{name: "all", limits: `{"execution_time": 0.25, "output_size": 1000, "memory": 67108864}`,
+			want: dockerrun.Limits{ExecutionTime: 250 * time.Millisecond, OutputSize: 1000, Memory: 64 << 20}},
+		{name: "whole seconds", limits: `{"execution_time": 3}`, want: dockerrun.Limits{ExecutionTime: 3 * time.Second}},
+		{name: "unknown field", limits: `{"time": 3}`, wantErr: `unknown field "time"`},
+		{name: "string", limits: `{"execution_time": "3s"}`, wantErr: "want a number of seconds"},
+		{name: "negative time", limits: `{"execution_time": -1}`, wantErr: "-1 seconds is out of range"},
+		{name: "fractional size", limits: `{"output_size": 1.5}`, wantErr: "output_size"},
+		{name: "not an object", limits: `[1]`, wantErr: `"limits" must be {"execution_time": seconds, "output_size": bytes, "memory": bytes}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeRunner{run: func(context.Context, string, any) (*dockerrun.Result, error) {
+				return &dockerrun.Result{Raw: json.RawMessage(`{"stdout":"","stderr":"","error":""}`)}, nil
+			}}
+			body := `{"image":"a","payload":{}}`
+			if tt.limits != "" {
+				body = `{"image":"a","payload":{},"limits":` + tt.limits + `}`
+			}
+			rec := serve(newHandler(t, f, httpapi.Config{}), http.MethodPost, "/run", token, body)
+			if tt.wantErr != "" {
+				if diff := cmp.Diff(reply{400, "request.limits"}, errorReply(t, rec)); diff != "" {
+					t.Errorf("POST /run mismatch (-want +got):\n%s", diff)
+				}
+				var got struct{ Message string }
+				json.Unmarshal(rec.Body.Bytes(), &got)
+				if !strings.Contains(got.Message, tt.wantErr) {
+					t.Errorf("POST /run message = %q, want one with %q", got.Message, tt.wantErr)
+				}
+				if f.runs.Load() != 0 {
+					t.Errorf("Run() was called for invalid limits")
+				}
+				return
+			}
+			if rec.Code != http.StatusOK {
+				t.Fatalf("POST /run = %d %s, want 200", rec.Code, rec.Body)
+			}
+			if diff := cmp.Diff(&tt.want, f.limits.Load()); diff != "" {
+				t.Errorf("Run() limits mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -513,6 +574,7 @@ func TestRunErrors(t *testing.T) {
 		{err: &dockerrun.Error{Code: dockerrun.CodeOutputSize, Message: "m"}, want: reply{400, "limits.read.size"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeMemory, Message: "m"}, want: reply{400, "limits.memory"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeImageNotAllowed, Message: "m"}, want: reply{400, "image.not_allowed"}, wantMessage: "m"},
+		{err: &dockerrun.Error{Code: dockerrun.CodeRequestLimits, Message: "m"}, want: reply{400, "request.limits"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeDockerUnixSocket, Message: "m", Err: errors.New("dial unix: refused")}, want: reply{500, "docker.unixsocket"}, wantMessage: "m: dial unix: refused"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeContainerStart, Message: "m"}, want: reply{500, "docker.container.start"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeContainerAttach, Message: "m"}, want: reply{500, "docker.container.attach"}, wantMessage: "m"},

@@ -51,7 +51,7 @@ func TestParseRequest(t *testing.T) {
 			want: &Request{Command: "echo hi", Files: []File{}}},
 		{name: "run instructions without files", data: `{"runInstructions":{"runCommand":"x"},"files":[]}`, wantErr: "request has no files"},
 		{name: "runs", data: `{"command":"cat","files":[{"name":"f"}],"runs":[{"stdin":"a"},{"stdin":"b","execution_time":1.5}]}`,
-			want: &Request{Command: "cat", Files: []File{{Name: "f"}}, Runs: []protocol.RunInput{{Stdin: "a"}, {Stdin: "b", ExecutionTime: protocol.Seconds(1500 * time.Millisecond)}}}},
+			want: &Request{Command: "cat", Files: []File{{Name: "f"}}, Runs: []protocol.RunInput{{Stdin: "a"}, {Stdin: "b", ExecutionTime: 1500 * time.Millisecond}}}},
 		{name: "empty runs", data: `{"command":"cat","files":[{"name":"f"}],"runs":[]}`,
 			wantErr: "runs is empty: give 1 to 100 entries, or leave it out and give stdin"},
 		{name: "too many runs", data: `{"command":"cat","files":[{"name":"f"}],"runs":[` + strings.Repeat(`{},`, 100) + `{}]}`,
@@ -59,7 +59,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "stdin and runs", data: `{"command":"cat","files":[{"name":"f"}],"stdin":"x","runs":[{}]}`,
 			wantErr: "request has both stdin and runs: give each run its own stdin"},
 		{name: "negative run time limit", data: `{"command":"cat","files":[{"name":"f"}],"runs":[{"execution_time":-1}]}`,
-			wantErr: "decode request: -1 seconds is out of range"},
+			wantErr: "decode request: -1 seconds is out of range: want 0 or more"},
 		{name: "duplicate name", data: `{"language":"python","files":[{"name":"a"},{"name":"a"}]}`, wantErr: `file name "a" is given twice`},
 	}
 	for _, tt := range tests {

@@ -52,7 +52,7 @@ func (lim limits) lower(l *protocol.Limits) limits {
 	if l == nil {
 		return lim
 	}
-	if t := time.Duration(l.ExecutionTime); t > 0 && (lim.maxExecutionTime == 0 || t < lim.maxExecutionTime) {
+	if t := l.ExecutionTime; t > 0 && (lim.maxExecutionTime == 0 || t < lim.maxExecutionTime) {
 		lim.maxExecutionTime = t
 	}
 	if n := l.OutputSize; n > 0 && (lim.maxOutputSize == 0 || n < lim.maxOutputSize) {
@@ -123,7 +123,7 @@ func run(ctx context.Context, req *protocol.AgentRequest, workDir string, lim li
 		return build
 	}
 	for _, in := range req.Runs {
-		build.Runs = append(build.Runs, x.run(ctx, p.run, in.Stdin, time.Duration(in.ExecutionTime)))
+		build.Runs = append(build.Runs, x.run(ctx, p.run, in.Stdin, in.ExecutionTime))
 	}
 	return build
 }

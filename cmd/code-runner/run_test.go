@@ -539,7 +539,7 @@ func TestRunRunsTimeLimit(t *testing.T) {
 	req := Request{
 		Command: `read x; if [ "$x" = sleep ]; then echo sleeping; sleep 30; fi; echo "done $x"`,
 		Runs: []protocol.RunInput{
-			{Stdin: "1"}, {Stdin: "sleep", ExecutionTime: protocol.Seconds(300 * time.Millisecond)}, {Stdin: "3"},
+			{Stdin: "1"}, {Stdin: "sleep", ExecutionTime: 300 * time.Millisecond}, {Stdin: "3"},
 			{Stdin: "sleep"}, {Stdin: "5"},
 		},
 	}
@@ -582,12 +582,12 @@ func TestRunRequestLimits(t *testing.T) {
 	}{
 		{name: "none", env: limits{maxOutputSize: 100, maxExecutionTime: time.Second}, wantLim: limits{maxOutputSize: 100, maxExecutionTime: time.Second}},
 		{name: "lower", env: limits{maxOutputSize: 100, maxExecutionTime: time.Second},
-			req:     &protocol.Limits{OutputSize: 50, ExecutionTime: protocol.Seconds(500 * time.Millisecond), Memory: 1 << 20},
+			req:     &protocol.Limits{OutputSize: 50, ExecutionTime: 500 * time.Millisecond, Memory: 1 << 20},
 			wantLim: limits{maxOutputSize: 50, maxExecutionTime: 500 * time.Millisecond}},
 		{name: "higher is ignored", env: limits{maxOutputSize: 100, maxExecutionTime: time.Second},
-			req:     &protocol.Limits{OutputSize: 500, ExecutionTime: protocol.Seconds(5 * time.Second)},
+			req:     &protocol.Limits{OutputSize: 500, ExecutionTime: 5 * time.Second},
 			wantLim: limits{maxOutputSize: 100, maxExecutionTime: time.Second}},
-		{name: "no limit in the environment", req: &protocol.Limits{OutputSize: 50, ExecutionTime: protocol.Seconds(time.Second)},
+		{name: "no limit in the environment", req: &protocol.Limits{OutputSize: 50, ExecutionTime: time.Second},
 			wantLim: limits{maxOutputSize: 50, maxExecutionTime: time.Second}},
 	}
 	for _, tt := range tests {
@@ -597,7 +597,7 @@ func TestRunRequestLimits(t *testing.T) {
 	}
 
 	// End to end: a sleeping program is stopped at the request's limit.
-	req := &protocol.AgentRequest{Request: Request{Command: "echo started; sleep 30"}, Limits: &protocol.Limits{ExecutionTime: protocol.Seconds(time.Second)}}
+	req := &protocol.AgentRequest{Request: Request{Command: "echo started; sleep 30"}, Limits: &protocol.Limits{ExecutionTime: time.Second}}
 	start := time.Now()
 	got := run(context.Background(), req, t.TempDir(), limits{maxExecutionTime: time.Minute}, start)
 	if d := time.Since(start); d < 700*time.Millisecond || d > 3*time.Second {

@@ -33,12 +33,13 @@ func main() {
 		log.Fatal(err)
 	}
 
-	// The payload is what glot's images (and ours) read from stdin.
-	payload := map[string]any{
-		"language": "python",
-		"files": []map[string]string{{
-			"name":    "main.py",
-			"content": "import sys\nprint(f'Hello from Python {sys.version_info.major}.{sys.version_info.minor}')\nprint(sum(range(101)))",
+	// The payload is what glot's images (and ours) read from stdin; a
+	// map[string]any or any JSON object works as well as the typed Request.
+	payload := dockerrun.Request{
+		Language: "python",
+		Files: []dockerrun.File{{
+			Name:    "main.py",
+			Content: "import sys\nprint(f'Hello from Python {sys.version_info.major}.{sys.version_info.minor}')\nprint(sum(range(101)))",
 		}},
 	}
 	res, err := r.Run(ctx, "dockerrun/python:latest", payload)
@@ -55,4 +56,8 @@ func main() {
 		fmt.Println("the program failed:", res.Error)
 	}
 	fmt.Printf("(ran in %v)\n", res.Duration.Round(time.Millisecond))
+	// dockerrun's images also report what the program used.
+	if ans, err := res.Answer(); err == nil && ans.Usage != nil {
+		fmt.Printf("(%v of CPU, %d KiB of memory at the peak)\n", ans.Usage.CPUTime.Round(time.Millisecond), ans.Usage.Memory>>10)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +20,13 @@ import (
 type example struct {
 	title    string
 	request  json.RawMessage
+	status   int // of the response
 	response map[string]any
 }
 
 var (
 	section = regexp.MustCompile(`(?m)^### (.+)$`)
-	block   = regexp.MustCompile("(?s)##### (Request|Response)\\s*\n```json\n(.*?)\n```")
+	block   = regexp.MustCompile("(?s)##### (Request|Response)(?: \\((\\d{3})\\))?\\s*\n```json\n(.*?)\n```")
 )
 
 // parseExamples reads the examples of a run.md.
@@ -37,16 +39,19 @@ func parseExamples(t *testing.T, doc string) []example {
 		if i+1 < len(heads) {
 			end = heads[i+1][0]
 		}
-		ex := example{title: doc[h[2]:h[3]]}
+		ex := example{title: doc[h[2]:h[3]], status: 200}
 		for _, m := range block.FindAllStringSubmatch(doc[h[1]:end], -1) {
 			switch m[1] {
 			case "Request":
-				if !json.Valid([]byte(m[2])) {
-					t.Fatalf("%s: request is not valid JSON:\n%s", ex.title, m[2])
+				if !json.Valid([]byte(m[3])) {
+					t.Fatalf("%s: request is not valid JSON:\n%s", ex.title, m[3])
 				}
-				ex.request = json.RawMessage(m[2])
+				ex.request = json.RawMessage(m[3])
 			case "Response":
-				if err := json.Unmarshal([]byte(m[2]), &ex.response); err != nil {
+				if m[2] != "" {
+					ex.status, _ = strconv.Atoi(m[2])
+				}
+				if err := json.Unmarshal([]byte(m[3]), &ex.response); err != nil {
 					t.Fatalf("%s: response is not a JSON object: %v", ex.title, err)
 				}
 			}
@@ -61,39 +66,67 @@ func parseExamples(t *testing.T, doc string) []example {
 
 func TestParseExamples(t *testing.T) {
 	doc := "### A\n##### Request\n```json\n{\"image\": \"x\", \"payload\": {}}\n```\n##### Response\n```json\n{\"stdout\": \"1\"}\n```\n" +
-		"### B\ntext\n##### Request\n```json\n{\"image\": \"y\", \"payload\": {\"a\": 1}}\n```\n##### Response\n```json\n{\"error\": \"e...\"}\n```\n"
+		"### B\ntext\n##### Request\n```json\n{\"image\": \"y\", \"payload\": {\"a\": 1}}\n```\n##### Response (400)\n```json\n{\"error\": \"e...\"}\n```\n"
 	got := parseExamples(t, doc)
 	want := []example{
-		{title: "A", request: json.RawMessage(`{"image": "x", "payload": {}}`), response: map[string]any{"stdout": "1"}},
-		{title: "B", request: json.RawMessage(`{"image": "y", "payload": {"a": 1}}`), response: map[string]any{"error": "e..."}},
+		{title: "A", request: json.RawMessage(`{"image": "x", "payload": {}}`), status: 200, response: map[string]any{"stdout": "1"}},
+		{title: "B", request: json.RawMessage(`{"image": "y", "payload": {"a": 1}}`), status: 400, response: map[string]any{"error": "e..."}},
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(example{})); diff != "" {
 		t.Errorf("parseExamples() mismatch (-want +got):\n%s", diff)
 	}
 }
 
-// matches reports whether got has every field of want; a wanted string
-// ending in "..." matches any string with that beginning.
+// matches reports how got differs from want: got must have every field of
+// want, recursively through objects and arrays (arrays of the same length);
+// a wanted string ending in "..." matches any string with that beginning,
+// and "..." alone any value.
 func matches(want, got map[string]any) string {
-	var diffs []string
-	for k, w := range want {
-		g, ok := got[k]
-		ws, wIsStr := w.(string)
-		gs, gIsStr := g.(string)
-		switch {
-		case !ok:
-			diffs = append(diffs, fmt.Sprintf("field %q missing", k))
-		case wIsStr && gIsStr && strings.HasSuffix(ws, "..."):
-			if !strings.HasPrefix(gs, strings.TrimSuffix(ws, "...")) {
-				diffs = append(diffs, fmt.Sprintf("field %q = %q, want a string starting %q", k, gs, strings.TrimSuffix(ws, "...")))
+	return strings.Join(matchValue("", want, got), "\n")
+}
+
+func matchValue(path string, want, got any) []string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s = %#v, want an object", path, got)}
+		}
+		var diffs []string
+		for k, wv := range w {
+			gv, ok := g[k]
+			if !ok {
+				diffs = append(diffs, fmt.Sprintf("field %s.%s missing", path, k))
+				continue
 			}
-		default:
-			if d := cmp.Diff(w, g); d != "" {
-				diffs = append(diffs, fmt.Sprintf("field %q (-want +got):\n%s", k, d))
+			diffs = append(diffs, matchValue(path+"."+k, wv, gv)...)
+		}
+		return diffs
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return []string{fmt.Sprintf("%s = %#v, want an array of %d", path, got, len(w))}
+		}
+		var diffs []string
+		for i := range w {
+			diffs = append(diffs, matchValue(fmt.Sprintf("%s[%d]", path, i), w[i], g[i])...)
+		}
+		return diffs
+	case string:
+		if w == "..." {
+			return nil
+		}
+		if prefix, ok := strings.CutSuffix(w, "..."); ok {
+			if g, isStr := got.(string); !isStr || !strings.HasPrefix(g, prefix) {
+				return []string{fmt.Sprintf("%s = %#v, want a string starting %q", path, got, prefix)}
 			}
+			return nil
 		}
 	}
-	return strings.Join(diffs, "\n")
+	if d := cmp.Diff(want, got); d != "" {
+		return []string{fmt.Sprintf("%s (-want +got):\n%s", path, d)}
+	}
+	return nil
 }
 
 func TestRunExamples(t *testing.T) {
@@ -119,8 +152,8 @@ func TestRunExamples(t *testing.T) {
 			if err != nil {
 				t.Fatalf("POST /run: %v", err)
 			}
-			if status != 200 {
-				t.Fatalf("POST /run = %d %s, want 200", status, body)
+			if status != ex.status {
+				t.Fatalf("POST /run = %d %s, want %d", status, body, ex.status)
 			}
 			var got map[string]any
 			if err := json.Unmarshal(body, &got); err != nil {
@@ -130,5 +163,28 @@ func TestRunExamples(t *testing.T) {
 				t.Errorf("POST /run answer mismatch for the documented example:\n%s", d)
 			}
 		})
+	}
+}
+
+func TestMatches(t *testing.T) {
+	got := map[string]any{"stdout": "42\n", "duration": 5.0, "runs": []any{map[string]any{"error": "Exit code: 1", "usage": map[string]any{"memory": 7.0}}}}
+	tests := []struct {
+		want map[string]any
+		ok   bool
+	}{
+		{want: map[string]any{"stdout": "42\n"}, ok: true},
+		{want: map[string]any{"stdout": "4..."}, ok: true},
+		{want: map[string]any{"duration": "..."}, ok: true},
+		{want: map[string]any{"runs": []any{map[string]any{"error": "Exit...", "usage": map[string]any{"memory": "..."}}}}, ok: true},
+		{want: map[string]any{"stdout": "5..."}},
+		{want: map[string]any{"stderr": "..."}},
+		{want: map[string]any{"runs": []any{}}},
+		{want: map[string]any{"runs": []any{map[string]any{"error": ""}}}},
+		{want: map[string]any{"duration": 6.0}},
+	}
+	for _, tt := range tests {
+		if d := matches(tt.want, got); (d == "") != tt.ok {
+			t.Errorf("matches(%v) = %q, want a match: %v", tt.want, d, tt.ok)
+		}
 	}
 }

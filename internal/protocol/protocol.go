@@ -83,8 +83,32 @@ type RunInput struct {
 	// ExecutionTime, when positive, is this run's own time limit: the agent
 	// stops the program at it, reports the limit in this run's error and
 	// goes on with the next run. The request's execution time limit still
-	// covers the whole container. In JSON: seconds, fractions allowed.
-	ExecutionTime Seconds `json:"execution_time,omitempty"`
+	// covers the whole container. In JSON "execution_time", in seconds,
+	// fractions allowed.
+	ExecutionTime time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the run with its time limit in seconds.
+func (in RunInput) MarshalJSON() ([]byte, error) {
+	type plain RunInput
+	return json.Marshal(struct {
+		plain
+		ExecutionTime seconds `json:"execution_time,omitempty"`
+	}{plain(in), seconds(in.ExecutionTime)})
+}
+
+// UnmarshalJSON reads the run with its time limit in seconds.
+func (in *RunInput) UnmarshalJSON(b []byte) error {
+	type plain RunInput
+	w := struct {
+		*plain
+		ExecutionTime seconds `json:"execution_time"`
+	}{plain: (*plain)(in)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	in.ExecutionTime = time.Duration(w.ExecutionTime)
+	return nil
 }
 
 // Answer is the one JSON object the agent writes to stdout. Without Runs,
@@ -145,30 +169,71 @@ type Usage struct {
 
 // Limits lower a runner's limits for one run. A zero field leaves that limit
 // as configured. In JSON (the "limits" of POST /run and of the payload the
-// agent reads) ExecutionTime is in seconds, fractions allowed.
+// agent reads): {"execution_time": seconds, fractions allowed,
+// "output_size": bytes, "memory": bytes}.
 type Limits struct {
 	// ExecutionTime is the wall-clock limit of the whole run.
-	ExecutionTime Seconds `json:"execution_time,omitempty"`
+	ExecutionTime time.Duration
 	// OutputSize caps the bytes read from the container, in bytes.
-	OutputSize int64 `json:"output_size,omitempty"`
+	OutputSize int64
 	// Memory is the container's memory limit, in bytes.
-	Memory int64 `json:"memory,omitempty"`
+	Memory int64
+}
+
+// limitsJSON is the JSON form of [Limits].
+type limitsJSON struct {
+	ExecutionTime seconds `json:"execution_time,omitempty"`
+	OutputSize    int64   `json:"output_size,omitempty"`
+	Memory        int64   `json:"memory,omitempty"`
 }
 
 // IsZero reports whether l lowers nothing.
 func (l Limits) IsZero() bool { return l == Limits{} }
 
-// Seconds is a duration written in JSON as a number of seconds, fractions
+// MarshalJSON writes the limits, the execution time in seconds.
+func (l Limits) MarshalJSON() ([]byte, error) {
+	return json.Marshal(limitsJSON{seconds(l.ExecutionTime), l.OutputSize, l.Memory})
+}
+
+// UnmarshalJSON reads the limits, the execution time in seconds. Unknown
+// fields are ignored, so that an agent keeps working with a newer runner;
+// [DecodeLimits] refuses them.
+func (l *Limits) UnmarshalJSON(b []byte) error {
+	var w limitsJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*l = Limits{time.Duration(w.ExecutionTime), w.OutputSize, w.Memory}
+	return nil
+}
+
+// DecodeLimits decodes limits strictly, as a server reads them from a
+// client: unknown fields and trailing data are errors, so that a misspelt
+// limit is not silently ignored.
+func DecodeLimits(b []byte) (Limits, error) {
+	var w limitsJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Limits{}, err
+	}
+	if dec.More() {
+		return Limits{}, errors.New("more than one JSON value")
+	}
+	return Limits{time.Duration(w.ExecutionTime), w.OutputSize, w.Memory}, nil
+}
+
+// seconds is a duration written in JSON as a number of seconds, fractions
 // allowed (1.5 is 1.5 s).
-type Seconds time.Duration
+type seconds time.Duration
 
 // MarshalJSON writes the duration in seconds.
-func (s Seconds) MarshalJSON() ([]byte, error) {
+func (s seconds) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(s).Seconds())
 }
 
 // UnmarshalJSON reads a non-negative number of seconds.
-func (s *Seconds) UnmarshalJSON(b []byte) error {
+func (s *seconds) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
@@ -177,9 +242,9 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("want a number of seconds: %w", err)
 	}
 	if f < 0 || math.IsNaN(f) || f > float64(math.MaxInt64)/float64(time.Second) {
-		return fmt.Errorf("%g seconds is out of range", f)
+		return fmt.Errorf("%g seconds is out of range: want 0 or more", f)
 	}
-	*s = Seconds(f * float64(time.Second))
+	*s = seconds(f * float64(time.Second))
 	return nil
 }
 
@@ -196,10 +261,9 @@ type AgentRequest struct {
 }
 
 // WithLimits returns payload, one JSON object, with a "limits" member holding
-// l appended last, so that its fields win over those of a "limits" the
-// payload may already have (encoding/json decodes duplicate keys in order).
-// Either can only lower the agent's limits. A zero l returns payload
-// unchanged.
+// l appended last, so that it replaces a "limits" the payload may already
+// have (encoding/json decodes duplicate keys in order, and [Limits] decodes
+// as a whole). A zero l returns payload unchanged.
 func WithLimits(payload []byte, l Limits) ([]byte, error) {
 	if l.IsZero() {
 		return payload, nil

@@ -10,7 +10,7 @@ import (
 
 func TestWithLimits(t *testing.T) {
 	t.Parallel()
-	lim := Limits{ExecutionTime: Seconds(1500 * time.Millisecond), OutputSize: 100}
+	lim := Limits{ExecutionTime: 1500 * time.Millisecond, OutputSize: 100}
 	tests := []struct {
 		name    string
 		payload string
@@ -39,14 +39,12 @@ func TestWithLimits(t *testing.T) {
 	}
 }
 
-// TestWithLimitsWins checks that the runner's limits win over limits the
-// payload already has, field by field, as the agent decodes them; a field
-// that the runner does not set keeps the payload's (the agent only lowers
-// its limits with it).
+// TestWithLimitsWins checks that the runner's limits replace limits the
+// payload already has, as the agent decodes them.
 func TestWithLimitsWins(t *testing.T) {
 	t.Parallel()
 	payload := `{"command":"x","limits":{"execution_time":100,"output_size":1}}`
-	b, err := WithLimits([]byte(payload), Limits{ExecutionTime: Seconds(2 * time.Second)})
+	b, err := WithLimits([]byte(payload), Limits{ExecutionTime: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +52,7 @@ func TestWithLimitsWins(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := AgentRequest{Request: Request{Command: "x"}, Limits: &Limits{ExecutionTime: Seconds(2 * time.Second), OutputSize: 1}}
+	want := AgentRequest{Request: Request{Command: "x"}, Limits: &Limits{ExecutionTime: 2 * time.Second}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded request mismatch (-want +got):\n%s", diff)
 	}
@@ -64,11 +62,11 @@ func TestSeconds(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		in      string
-		want    Seconds
+		want    seconds
 		wantErr bool
 	}{
-		{in: "2", want: Seconds(2 * time.Second)},
-		{in: "0.25", want: Seconds(250 * time.Millisecond)},
+		{in: "2", want: seconds(2 * time.Second)},
+		{in: "0.25", want: seconds(250 * time.Millisecond)},
 		{in: "0", want: 0},
 		{in: "null", want: 0},
 		{in: "-1", wantErr: true},
@@ -76,13 +74,13 @@ func TestSeconds(t *testing.T) {
 		{in: `"2s"`, wantErr: true},
 	}
 	for _, tt := range tests {
-		var got Seconds
+		var got seconds
 		err := json.Unmarshal([]byte(tt.in), &got)
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("Unmarshal(%s) = %v, %v; want %v, error %v", tt.in, time.Duration(got), err, time.Duration(tt.want), tt.wantErr)
 		}
 	}
-	if b, _ := json.Marshal(Seconds(1500 * time.Millisecond)); string(b) != "1.5" {
+	if b, _ := json.Marshal(seconds(1500 * time.Millisecond)); string(b) != "1.5" {
 		t.Errorf("Marshal(1.5s) = %s, want 1.5", b)
 	}
 }
@@ -117,5 +115,50 @@ func TestCheckAnswer(t *testing.T) {
 				t.Errorf("CheckAnswer() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    Limits
+		wantErr string
+	}{
+		{in: `{"execution_time": 0.5, "output_size": 10, "memory": 7340032}`, want: Limits{ExecutionTime: 500 * time.Millisecond, OutputSize: 10, Memory: 7 << 20}},
+		{in: `{}`},
+		{in: `{"time": 1}`, wantErr: `json: unknown field "time"`},
+		{in: `{"execution_time": "1"}`, wantErr: "want a number of seconds: json: cannot unmarshal string into Go value of type float64"},
+		{in: `{"output_size": 1.5}`, wantErr: "json: cannot unmarshal number 1.5 into Go struct field limitsJSON.output_size of type int64"},
+		{in: `{} {}`, wantErr: "more than one JSON value"},
+	}
+	for _, tt := range tests {
+		got, err := DecodeLimits([]byte(tt.in))
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if gotErr != tt.wantErr || got != tt.want {
+			t.Errorf("DecodeLimits(%s) = %+v, %q; want %+v, %q", tt.in, got, gotErr, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestRunInputJSON(t *testing.T) {
+	t.Parallel()
+	in := []RunInput{{Stdin: "a"}, {Stdin: "b", ExecutionTime: 1500 * time.Millisecond}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"stdin":"a"},{"stdin":"b","execution_time":1.5}]`; string(b) != want {
+		t.Errorf("Marshal() = %s, want %s", b, want)
+	}
+	var got []RunInput
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, got); diff != "" {
+		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
 	}
 }
