@@ -155,7 +155,8 @@ var dockerMaskedPaths = []string{
 // masks besides Docker's: under runc, /proc and /sys are the host kernel's.
 // What language runtimes read (/proc/cpuinfo, meminfo, stat, uptime,
 // loadavg, /proc/sys, /sys/devices/system/cpu, /sys/fs/cgroup,
-// /sys/kernel/mm) stays; docs/security.md says why each of these goes.
+// /sys/kernel/mm, /sys/class/net, which shows the container's own network)
+// stays; docs/security.md says why each of these goes.
 var hostInfoPaths = []string{
 	// The kernel's boot command line: the host's init, its options and,
 	// on some hosts, its control ports.
@@ -189,11 +190,12 @@ var hostInfoPaths = []string{
 	"/proc/driver",
 	"/proc/tty",
 	"/sys/block",
+	"/sys/class/block",
 	"/sys/dev",
 	"/sys/bus",
-	"/sys/class",
 	"/sys/hypervisor",
 	"/sys/power",
+	"/sys/class/dmi",
 	"/sys/devices/virtual/dmi",
 	// Host-wide activity, readable as side channels on other tenants.
 	"/proc/softirqs",

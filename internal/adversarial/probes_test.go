@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
 // probe runs code, which prints one JSON object, and decodes it into v.
@@ -26,8 +30,8 @@ func probe(t *testing.T, tg *target, code string, v any) response {
 
 // Probes from inside a container. gVisor shows less of /proc/self/status
 // (no NoNewPrivs line; Seccomp 0, because the sentry applies its own filter
-// on the host rather than Docker's profile inside), so the checks that
-// matter are made with system calls in both.
+// on the host rather than the container's profile inside), so the checks
+// that matter are made with system calls in both.
 func TestProbes(t *testing.T) {
 	eachRuntime(t, func(t *testing.T, rt string) {
 		secret := rand.Text()
@@ -145,9 +149,9 @@ print(json.dumps(out))
 					t.Errorf("NoNewPrivs %q, Seccomp %q: want 1 and 2 (filter)", got.Status["NoNewPrivs"], got.Status["Seccomp"])
 				}
 				if got.Unshare != "EPERM" {
-					t.Errorf("unshare(CLONE_NEWUSER) = %s; want EPERM from Docker's seccomp profile", got.Unshare)
+					t.Errorf("unshare(CLONE_NEWUSER) = %s; want EPERM from the seccomp profile", got.Unshare)
 				}
-				note = "NoNewPrivs 1 (status and prctl), Seccomp 2 (Docker's profile)"
+				note = "NoNewPrivs 1 (status and prctl), Seccomp 2 (dockerrun's profile)"
 			default:
 				if _, ok := got.Status["NoNewPrivs"]; ok {
 					t.Errorf("gVisor now shows NoNewPrivs in /proc/self/status (%q): update the test", got.Status["NoNewPrivs"])
@@ -156,6 +160,86 @@ print(json.dumps(out))
 			}
 			record(t, "probe-privileges", rt, fmt.Sprintf("%v; all capability sets 0; %s; setuid(0) %s, mount %s, sethostname %s, unshare(CLONE_NEWUSER) %s",
 				r, note, got.Setuid, got.Mount, got.SetHostname, got.Unshare))
+		})
+
+		t.Run("syscalls", func(t *testing.T) {
+			t.Parallel()
+			var got map[string]string
+			r := probe(t, tg, testenv.SyscallProbe, &got)
+			var answers []string
+			for _, c := range testenv.DeniedCalls {
+				answers = append(answers, c+" "+got[c])
+				// Under runsc the sentry answers every call itself and
+				// the host kernel sees none of them: what it answers is
+				// recorded, not required.
+				if rt == runc && got[c] != "EPERM" {
+					t.Errorf("%s answered %s under runc; want EPERM from the seccomp profile", c, got[c])
+				}
+			}
+			if got["thread"] != "OK" {
+				t.Errorf("starting a thread: %s; want OK (clone3 answers %s)", got["thread"], got["clone3"])
+			}
+			note := "all denied by dockerrun's seccomp profile"
+			if rt == runsc {
+				note = "answered by gVisor's sentry, not the host kernel (the profile is not applied without runsc --oci-seccomp)"
+			}
+			record(t, "probe-syscalls", rt, fmt.Sprintf("%v; %s; %s; clone3 %s, so threads start through clone", r, strings.Join(answers, ", "), note, got["clone3"]))
+		})
+
+		t.Run("host info", func(t *testing.T) {
+			t.Parallel()
+			host, err := os.ReadFile("/proc/cmdline")
+			if err != nil {
+				t.Fatalf("the host's /proc/cmdline: %v", err)
+			}
+			masked := dockerrun.MaskedPaths()
+			daemonMasked, _ := testenv.DaemonDefaults(t, pythonImage)
+			var got map[string]any
+			r := probe(t, tg, testenv.HostProbe(masked), &got)
+			cmdline, _ := got["/proc/cmdline content"].(string)
+			if strings.TrimSpace(cmdline) != "" && strings.Contains(string(host), strings.TrimSpace(cmdline)) {
+				t.Errorf("/proc/cmdline in the container is the host's: %q", cmdline)
+			}
+			var readable []string
+			for _, p := range masked {
+				switch got[p] {
+				case "nothing", "ENOENT":
+				default:
+					readable = append(readable, fmt.Sprintf("%s (%v)", p, got[p]))
+				}
+			}
+			for _, p := range daemonMasked {
+				if !slices.Contains(masked, p) {
+					t.Errorf("the daemon masks %s by default and the runner does not", p)
+				}
+			}
+			var outcome string
+			switch rt {
+			case runc:
+				if cmdline != "" {
+					t.Errorf("/proc/cmdline reads %q under runc; want nothing", cmdline)
+				}
+				if len(readable) > 0 {
+					t.Errorf("masked paths that read something under runc: %s", strings.Join(readable, ", "))
+				}
+				outcome = fmt.Sprintf("/proc/cmdline reads nothing; so do the %d masked paths (the daemon's %d defaults among them)", len(masked), len(daemonMasked))
+			default:
+				outcome = fmt.Sprintf("/proc/cmdline is gVisor's own (%q); of the %d masked paths, these read gVisor's own content, not the host's: %s", strings.TrimSpace(cmdline), len(masked), strings.Join(readable, ", "))
+			}
+			record(t, "probe-host-info", rt, fmt.Sprintf("%v; %s", r, outcome))
+
+			lines, _ := got["mountinfo"].([]any)
+			switch {
+			case rt == runc && len(lines) == 0:
+				t.Errorf("/proc/self/mountinfo names no path under /var/lib/docker under runc: update docs/security.md, which says it does")
+			case rt == runsc && len(lines) > 0:
+				t.Errorf("/proc/self/mountinfo names host paths under runsc: %v", lines)
+			}
+			if rt == runc {
+				record(t, "probe-mountinfo", rt, fmt.Sprintf("%v; %d lines name /var/lib/docker (the root's overlay layers): accepted, it cannot be masked (see above)", r, len(lines)))
+			} else {
+				record(t, "probe-mountinfo", rt, fmt.Sprintf("%v; no line names a host path: the sandbox has its own mount table", r))
+			}
 		})
 
 		t.Run("user", func(t *testing.T) {
