@@ -213,6 +213,57 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("usage and test cases", func(t *testing.T) {
+		// The page against a fake runner that answers as dockerrun's agent
+		// does for a request with runs: the build's output at the top, one
+		// entry per test case, each with its usage.
+		fake := &fakeRunner{}
+		fake.set(&dockerrun.Result{Raw: json.RawMessage(`{"stdout":"","stderr":"","error":"","duration":2000000,` +
+			`"usage":{"cpu_time":1500000,"memory":3145728},"runs":[` +
+			`{"stdout":"2\n","stderr":"","error":"","duration":1000000,"usage":{"cpu_time":500000,"memory":1048576}},` +
+			`{"stdout":"","stderr":"boom\n","error":"Exit code: 1","duration":1000000,"usage":{"cpu_time":600000,"memory":2097152}}]}`)}, nil)
+		h, err := newHandler(config{Run: fake.Run, Languages: langs, TimeLimit: browserTimeLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		p.do(t, chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.ID("code")))
+		p.answers = 0
+		p.pick(t, "c")
+		p.setValue(t, "stdin-1", "1")
+		p.do(t, chromedp.Click(chromedp.ID("add-case")), chromedp.SendKeys(chromedp.ID("stdin-2"), "x"))
+		if got := p.eval(t, `document.activeElement.id`); got != "stdin-2" {
+			t.Errorf("after Add a test case the focus is on %q, want stdin-2", got)
+		}
+		p.run(t, chromedp.Click(chromedp.ID("run")))
+		var sent struct {
+			Language string
+			Stdin    *string
+			Runs     []struct{ Stdin string }
+		}
+		fake.mu.Lock()
+		err = json.Unmarshal([]byte(fake.payload), &sent)
+		fake.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent.Language != "c" || sent.Stdin != nil || len(sent.Runs) != 2 || sent.Runs[0].Stdin != "1" || sent.Runs[1].Stdin != "x" {
+			t.Errorf("the page sent %+v, want language c and runs 1, x without stdin", sent)
+		}
+		if got, want := p.text(t, "#status"), "1 of 2 test cases ran without an error."; got != want {
+			t.Errorf("status %q, want %q", got, want)
+		}
+		if got := p.text(t, "#facts"); !strings.Contains(got, "1.5 ms") || !strings.Contains(got, "3.0 MiB") {
+			t.Errorf("facts %q show neither the CPU time 1.5 ms nor the memory 3.0 MiB", got)
+		}
+		rows := p.eval(t, `[...document.querySelectorAll("#runs tbody tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
+		want := "1|1|2\n|||1.0 ms|500 µs|1.0 MiB\n2|x||boom\n|Exit code: 1|1.0 ms|600 µs|2.0 MiB"
+		if rows != want {
+			t.Errorf("the test case table reads\n%s\nwant\n%s", rows, want)
+		}
+	})
+
 	p.noExceptions(t)
 }
 

@@ -81,6 +81,8 @@
 		const n = cases.children.length + 1;
 		const box = document.createElement("div");
 		box.className = "case";
+		const head = document.createElement("div");
+		head.className = "case-head";
 		const label = document.createElement("label");
 		const area = document.createElement("textarea");
 		area.className = "stdin";
@@ -89,7 +91,8 @@
 		area.value = value;
 		area.id = "stdin-" + n;
 		label.htmlFor = area.id;
-		box.append(label, area);
+		head.append(label);
+		box.append(head, area);
 		if (n > 1) {
 			const remove = document.createElement("button");
 			remove.type = "button";
@@ -100,7 +103,7 @@
 				relabel();
 				$("add-case").focus();
 			});
-			box.append(remove);
+			head.append(remove);
 		}
 		cases.append(box);
 		relabel();
@@ -221,11 +224,13 @@
 		facts.push(["answered in", Math.round(took) + " ms"]);
 		const dl = $("facts");
 		for (const [k, v] of facts) {
+			const pair = document.createElement("div");
 			const dt = document.createElement("dt");
 			const dd = document.createElement("dd");
 			dt.textContent = k;
 			dd.textContent = v;
-			dl.append(dt, dd);
+			pair.append(dt, dd);
+			dl.append(pair);
 		}
 		dl.hidden = false;
 
@@ -248,9 +253,11 @@
 					const td = document.createElement(j === 0 ? "th" : "td");
 					if (j === 0) td.scope = "row";
 					if (j >= 1 && j <= 4) {
-						const pre = document.createElement("pre");
-						pre.textContent = c || "";
-						td.append(pre);
+						if (c) {
+							const pre = document.createElement("pre");
+							pre.textContent = c;
+							td.append(pre);
+						}
 					} else {
 						td.textContent = c;
 					}
