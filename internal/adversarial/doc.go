@@ -19,10 +19,11 @@
 // Environment variables:
 //
 //	DOCKERRUN_TEST_RUNTIMES        runtimes to test (default "runc runsc")
-//	DOCKERRUN_DAEMON_RESTART_TEST  1: also run TestDaemonRestart, which
-//	                               restarts dockerd (run it alone, last)
 //	DOCKERRUN_UPDATE_SECURITY_DOC  1: after a passing run, rewrite the table
 //	                               of outcomes in docs/security.md
+//
+// The attacks on the daemon itself (restarts, crashes) each start a private
+// daemon (testenv.StartDockerd) and never touch the shared one.
 //
 // The suite only talks to servers on the loopback interface, and bounds
 // every attack in count and time. The package has no non-test code.

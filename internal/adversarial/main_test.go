@@ -161,7 +161,10 @@ var attacks = []attack{
 	{"api-client-disconnect", "The client goes away 1 s into a run that sleeps forever (RUN_MAX_EXECUTION_TIME=60)"},
 	{"api-slowloris", "20 connections that send their headers one byte every 300 ms"},
 	{"kill9-reap", "The server is killed with SIGKILL mid-run; a new one with the same SERVER_INSTANCE_NAME starts"},
-	{"daemon-restart", "dockerd restarts during a run (DOCKERRUN_DAEMON_RESTART_TEST=1)"},
+	{"warm-killed", "Every idle warm container killed behind the server's back (docker kill), then twice as many runs at once (RUN_WARM_POOL=python=2)"},
+	{"daemon-restart-pool", "dockerd restarts (SIGTERM) while the warm pool is full (RUN_WARM_POOL=python=2)"},
+	{"daemon-restart", "dockerd restarts (SIGTERM: it stops the containers) during a run"},
+	{"daemon-crash", "dockerd is killed (SIGKILL) during a run, then started again"},
 }
 
 // ledger collects the observed outcome of each attack under each runtime.

@@ -24,7 +24,7 @@ var securityDoc = filepath.Join("..", "..", "docs", "security.md")
 
 // updateSecurityDoc rewrites the table of outcomes in docs/security.md. A
 // cell this run observed is replaced; the others keep what an earlier run
-// wrote (TestDaemonRestart runs on its own, for instance).
+// wrote (a run of a few attacks with -run, for instance).
 func updateSecurityDoc() error {
 	doc, err := os.ReadFile(securityDoc)
 	if err != nil {

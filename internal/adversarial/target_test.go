@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
@@ -21,6 +23,7 @@ const (
 	execLimit   = 10 * time.Second // RUN_MAX_EXECUTION_TIME
 	outputLimit = 1 << 20          // RUN_MAX_OUTPUT_SIZE, bytes
 	ownerLabel  = "dockerrun.owner"
+	warmLabel   = "dockerrun.warm"
 )
 
 // slowStart bounds what a run takes besides its execution time: creating,
@@ -57,6 +60,8 @@ type target struct {
 	rt       string
 	debugURL string
 	base     usage
+	cli      *client.Client // the daemon the server uses
+	warm     int            // idle warm containers it keeps (RUN_WARM_POOL)
 }
 
 // usage is what the server holds.
@@ -72,9 +77,17 @@ type usage struct {
 // baseline; then testenv stops the server and checks that it exits 0.
 func start(t *testing.T, rt string, env ...string) *target {
 	t.Helper()
+	return startOn(t, rt, testenv.Docker(t), 0, env...)
+}
+
+// startOn is start for a server that uses the daemon of cli (env gives it
+// DOCKER_HOST) and keeps warm idle warm containers: the checks that no
+// container is left expect those.
+func startOn(t *testing.T, rt string, cli *client.Client, warm int, env ...string) *target {
+	t.Helper()
 	testenv.LanguageImages(t, "python", "bash")
 	env = append([]string{"DOCKER_CONTAINER_RUNTIME=" + rt, "SERVER_DEBUG_ADDR=127.0.0.1:0"}, env...)
-	tg := &target{Server: testenv.StartServer(t, env...), t: t, rt: rt}
+	tg := &target{Server: testenv.StartServer(t, env...), t: t, rt: rt, cli: cli, warm: warm}
 	for _, kv := range env {
 		if owner, ok := strings.CutPrefix(kv, "SERVER_INSTANCE_NAME="); ok {
 			tg.Owner = owner // the one in effect, for every check
@@ -100,14 +113,14 @@ func (tg *target) after() {
 		return
 	default:
 	}
-	testenv.WaitNoContainers(t, ownerLabel, tg.Owner, 20*time.Second)
+	tg.settle(20 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if r, err := tg.do(ctx, http.MethodGet, "/healthz", nil, nil); err != nil || r.status != http.StatusOK {
 		t.Errorf("after the attack: GET /healthz = %d, %v; want 200", r.status, err)
 	}
 	tg.runNormally("after the attack")
-	testenv.WaitNoContainers(t, ownerLabel, tg.Owner, 20*time.Second)
+	tg.settle(20 * time.Second)
 	tg.checkUsage()
 }
 
@@ -124,7 +137,7 @@ func (tg *target) runNormally(when string) {
 // lowest counts seen over half a second.
 func (tg *target) quiet() usage {
 	tg.t.Helper()
-	testenv.WaitNoContainers(tg.t, ownerLabel, tg.Owner, 20*time.Second)
+	tg.settle(20 * time.Second)
 	low := tg.usage()
 	for range 5 {
 		time.Sleep(100 * time.Millisecond)
@@ -378,14 +391,33 @@ func (tg *target) goPython(code string) <-chan response {
 	return ch
 }
 
+// settle waits until the server's only containers are its idle warm ones,
+// running, as many as it keeps.
+func (tg *target) settle(timeout time.Duration) {
+	tg.t.Helper()
+	what := "no container"
+	if tg.warm > 0 {
+		what = fmt.Sprintf("exactly %d idle warm containers", tg.warm)
+	}
+	testenv.WaitContainersOn(tg.t, tg.cli, ownerLabel, tg.Owner, timeout, what, func(list []container.Summary) bool {
+		idle := 0
+		for _, c := range list {
+			if c.State == "running" && c.Labels[warmLabel] == "true" {
+				idle++
+			}
+		}
+		return len(list) == tg.warm && idle == tg.warm
+	})
+}
+
 // waitRunning waits until a container of the server is running and returns
 // its id.
 func (tg *target) waitRunning(timeout time.Duration) string {
 	tg.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		for _, c := range testenv.Containers(tg.t, ownerLabel, tg.Owner) {
-			if c.State == "running" {
+		for _, c := range testenv.ContainersOn(tg.t, tg.cli, ownerLabel, tg.Owner) {
+			if c.State == "running" && c.Labels[warmLabel] != "true" {
 				return c.ID
 			}
 		}

@@ -154,9 +154,16 @@ func BuildImage(c *client.Client, tag string, files map[string][]byte) error {
 // key=value.
 func Containers(t testing.TB, key, value string) []container.Summary {
 	t.Helper()
+	return ContainersOn(t, Docker(t), key, value)
+}
+
+// ContainersOn is [Containers] on the daemon of cli, such as a private
+// one ([Dockerd.Client]).
+func ContainersOn(t testing.TB, cli *client.Client, key, value string) []container.Summary {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	list, err := Docker(t).ContainerList(ctx, container.ListOptions{
+	list, err := cli.ContainerList(ctx, container.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", key+"="+value)),
 	})
@@ -173,10 +180,16 @@ func Containers(t testing.TB, key, value string) []container.Summary {
 // saw last.
 func WaitContainers(t testing.TB, key, value string, timeout time.Duration, what string, done func([]container.Summary) bool) ([]container.Summary, time.Duration) {
 	t.Helper()
+	return WaitContainersOn(t, Docker(t), key, value, timeout, what, done)
+}
+
+// WaitContainersOn is [WaitContainers] on the daemon of cli.
+func WaitContainersOn(t testing.TB, cli *client.Client, key, value string, timeout time.Duration, what string, done func([]container.Summary) bool) ([]container.Summary, time.Duration) {
+	t.Helper()
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {
-		list := Containers(t, key, value)
+		list := ContainersOn(t, cli, key, value)
 		if done(list) {
 			return list, time.Since(start)
 		}
