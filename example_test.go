@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sync"
 	"time"
 
 	"github.com/dockerrun/dockerrun"
@@ -112,4 +113,41 @@ int main(void) { int a, b; scanf("%d %d", &a, &b); printf("%d\n", a + b); }`}},
 	for i, run := range ans.Runs {
 		fmt.Printf("case %d: %q %q, %v CPU, %d bytes peak\n", i, run.Stdout, run.Error, run.Usage.CPUTime, run.Usage.Memory)
 	}
+}
+
+// countRuns is an Observer that counts runs by code; it ignores the rest.
+type countRuns struct {
+	mu    sync.Mutex
+	codes map[dockerrun.Code]int
+}
+
+func (c *countRuns) RunDone(info dockerrun.RunInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.codes[info.Code]++ // "" for a run that answered
+}
+
+func (c *countRuns) ContainersReaped(n int) {}
+func (c *countRuns) DockerError(op string)  {}
+
+// An Observer sees every run, reaped container and failed Docker call, for
+// metrics; Stats says what the Runner holds now. The package metrics is an
+// Observer that exports all of it to Prometheus.
+func ExampleWithObserver() {
+	obs := &countRuns{codes: map[dockerrun.Code]int{}}
+	r, err := dockerrun.New(dockerrun.WithObserver(obs), dockerrun.WithAllowedImages("dockerrun/python:latest"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close(context.Background())
+
+	// Refused before any container exists: no daemon needed.
+	_, err = r.Run(context.Background(), "someone/else:latest", map[string]any{})
+	fmt.Println(dockerrun.ErrorCode(err))
+	fmt.Println(obs.codes)
+	fmt.Printf("%+v\n", r.Stats())
+	// Output:
+	// image.not_allowed
+	// map[image.not_allowed:1]
+	// {Running:0 Waiting:0 WarmReady:map[]}
 }

@@ -130,6 +130,7 @@ type config struct {
 	instance      string
 	keepContainer bool
 	logger        *slog.Logger
+	observer      Observer
 
 	problems []string
 }

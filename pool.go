@@ -298,6 +298,30 @@ func (p *pool) expire(image string) {
 	p.idle[image] = q
 }
 
+// has reports whether image has a warm pool.
+func (p *pool) has(image string) bool {
+	if p == nil {
+		return false
+	}
+	_, ok := p.wake[normalizeImage(image)]
+	return ok
+}
+
+// ready returns how many idle containers each image of the pool holds, or
+// nil for a nil pool.
+func (p *pool) ready() map[string]int {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := make(map[string]int, len(p.wake))
+	for image := range p.wake {
+		m[image] = len(p.idle[image])
+	}
+	return m
+}
+
 // size returns how many idle containers of image the pool holds.
 func (p *pool) size(image string) int {
 	if p == nil {

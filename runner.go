@@ -54,6 +54,7 @@ type Runner struct {
 	log       *slog.Logger
 	sem       *semaphore.Weighted
 	waiting   atomic.Int64 // runs waiting for a place
+	active    atomic.Int64 // calls of Run in progress, waiting ones included
 
 	host   container.HostConfig // the same for every container
 	specMu sync.Mutex
@@ -116,6 +117,9 @@ func New(opts ...Option) (*Runner, error) {
 			return nil, errorf(CodeInvalidConfig, err, "docker client: check DOCKER_HOST and the TLS variables")
 		}
 		r.docker, r.ownClient = c, c
+	}
+	if cfg.observer != nil {
+		r.docker = observedDocker{r.docker, cfg.observer}
 	}
 	if len(cfg.warmPool) > 0 {
 		r.pool = newPool(r, cfg.warmPool)
@@ -196,12 +200,16 @@ func (r *Runner) Version(ctx context.Context) (types.Version, error) {
 // ([CodeDockerUnixSocket]), not the agent's ([CodeStdoutDecode]).
 //
 // Options lower the limits of this run ([WithLimits]).
-func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...RunOption) (*Result, error) {
+func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...RunOption) (res *Result, err error) {
 	start := time.Now()
+	info := RunInfo{Image: normalizeImage(image)}
+	defer func() { r.observeRun(&info, res, err) }()
 	if !r.begin() {
 		return nil, errorf(CodeClosed, nil, "the runner is closed")
 	}
 	defer r.runs.Done()
+	r.active.Add(1)
+	defer r.active.Add(-1)
 	r.startPool()
 	if err := checkImageName(image); err != nil {
 		return nil, errorf(CodeImageNotAllowed, err, "invalid image")
@@ -225,23 +233,38 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 	// Warm containers have the configured memory limit: a run with a lower
 	// one runs cold.
 	if c := r.takeWarm(image, lim); c != nil {
+		placed := time.Now()
+		info.Container, info.Warm = true, true
 		res, err := r.runIn(ctx, start, c, body, lim)
+		info.Duration = time.Since(placed)
 		if !errors.Is(err, errUnread) {
 			return res, err
 		}
 		// Never a second try for a payload that a container may have
 		// read: see errUnread.
 		r.log.Info("warm container died before it could read the payload; running on a cold one", "image", image, "container", short(c.id))
+		info = RunInfo{Image: info.Image, WarmMiss: true}
+	} else {
+		// A run with a lower memory limit runs cold by design: no miss.
+		info.WarmMiss = r.pool.has(image) && lim.memory == r.cfg.memory
 	}
-	if err := r.acquire(ctx); err != nil {
+	info.Queued = true
+	waited := time.Now()
+	err = r.acquire(ctx)
+	info.QueueWait = time.Since(waited)
+	if err != nil {
 		return nil, err
 	}
+	placed := time.Now()
 	c, err := r.prepare(ctx, image, false, lim.memory)
 	if err != nil {
 		r.sem.Release(1)
 		return nil, err
 	}
-	return r.runIn(ctx, start, c, body, lim)
+	info.Container = true
+	res, err = r.runIn(ctx, start, c, body, lim)
+	info.Duration = time.Since(placed)
+	return res, err
 }
 
 // takeWarm returns a warm container of image for a run with lim, or nil.
@@ -747,6 +770,9 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 		default:
 			errs = append(errs, err)
 		}
+	}
+	if n > 0 && r.cfg.observer != nil {
+		r.cfg.observer.ContainersReaped(n)
 	}
 	if len(errs) > 0 {
 		return n, errorf(CodeDockerUnixSocket, errors.Join(errs...), "remove leftover containers")

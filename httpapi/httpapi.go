@@ -5,6 +5,7 @@
 //	GET  /version  the Docker daemon's version (token)
 //	POST /run      run {"image": ..., "payload": {...}} (token)
 //	GET  /healthz  200 when the daemon answers, 503 otherwise (no token)
+//	GET  /readyz   200 when a run can be taken now, 503 otherwise (no token)
 //
 // The token travels in the X-Access-Token header. Every error is answered
 // with {"error": CODE, "message": TEXT} and a status from one table
@@ -34,6 +35,9 @@ type Runner interface {
 	Run(ctx context.Context, image string, payload any, opts ...dockerrun.RunOption) (*dockerrun.Result, error)
 	Version(ctx context.Context) (types.Version, error)
 	Ping(ctx context.Context) error
+	// Ready returns nil when a run can be taken now; see
+	// [dockerrun.Runner.Ready].
+	Ready(ctx context.Context) error
 }
 
 // Config configures [New].
@@ -109,11 +113,12 @@ func New(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.root)
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /version", a.authorized(a.version))
 	mux.HandleFunc("POST /run", a.authorized(a.run))
 	// A known route with another method is a 405, not a 404: the catch-all
 	// below would otherwise take it.
-	for path, allow := range map[string]string{"/{$}": "GET, HEAD", "/healthz": "GET, HEAD", "/version": "GET, HEAD", "/run": "POST"} {
+	for path, allow := range map[string]string{"/{$}": "GET, HEAD", "/healthz": "GET, HEAD", "/readyz": "GET, HEAD", "/version": "GET, HEAD", "/run": "POST"} {
 		mux.HandleFunc(path, a.methodNotAllowed(allow))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -147,9 +152,21 @@ func (a *api) root(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
+	a.probe(w, r, a.cfg.Runner.Ping)
+}
+
+// readyz answers whether a run can be taken now: load balancers send runs
+// only to servers that answer 200.
+func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
+	a.probe(w, r, a.cfg.Runner.Ready)
+}
+
+// probe answers 200 {"status":"ok"} when check passes, else 503 with the
+// check's error code and message.
+func (a *api) probe(w http.ResponseWriter, r *http.Request, check func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := a.cfg.Runner.Ping(ctx); err != nil {
+	if err := check(ctx); err != nil {
 		e := *AsError(err)
 		e.Status = http.StatusServiceUnavailable
 		a.fail(w, r, &e)

@@ -32,6 +32,7 @@ type fakeRunner struct {
 	run     func(ctx context.Context, image string, payload any) (*dockerrun.Result, error)
 	version func(ctx context.Context) (types.Version, error)
 	ping    func(ctx context.Context) error
+	ready   func(ctx context.Context) error
 
 	runs   atomic.Int64                     // calls of Run
 	limits atomic.Pointer[dockerrun.Limits] // of the last call of Run
@@ -61,6 +62,13 @@ func (f *fakeRunner) Ping(ctx context.Context) error {
 		return errUnexpected
 	}
 	return f.ping(ctx)
+}
+
+func (f *fakeRunner) Ready(ctx context.Context) error {
+	if f.ready == nil {
+		return errUnexpected
+	}
+	return f.ready(ctx)
 }
 
 // newHandler returns the API for f configured by cfg, with [token] unless
@@ -175,41 +183,59 @@ func TestRoot(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+// TestProbes checks GET /healthz (the daemon answers a ping) and GET
+// /readyz (the runner can take a run now): 200, or 503 with the check's
+// code and a Retry-After header.
+func TestProbes(t *testing.T) {
 	t.Parallel()
+	daemonAway := &dockerrun.Error{Code: dockerrun.CodeDockerUnixSocket, Message: "no daemon"}
 	tests := []struct {
 		name       string
-		ping       error
+		path       string
+		err        error
 		wantStatus int
+		wantCode   string
 	}{
-		{name: "daemon answers", wantStatus: http.StatusOK},
-		{name: "daemon away", ping: &dockerrun.Error{Code: dockerrun.CodeDockerUnixSocket, Message: "no daemon"}, wantStatus: http.StatusServiceUnavailable},
-		{name: "other error", ping: errors.New("boom"), wantStatus: http.StatusServiceUnavailable},
+		{name: "healthz: daemon answers", path: "/healthz", wantStatus: http.StatusOK},
+		{name: "healthz: daemon away", path: "/healthz", err: daemonAway, wantStatus: http.StatusServiceUnavailable, wantCode: "docker.unixsocket"},
+		{name: "healthz: other error", path: "/healthz", err: errors.New("boom"), wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeInternal},
+		{name: "readyz: ready", path: "/readyz", wantStatus: http.StatusOK},
+		{name: "readyz: daemon away", path: "/readyz", err: daemonAway, wantStatus: http.StatusServiceUnavailable, wantCode: "docker.unixsocket"},
+		{name: "readyz: queue full", path: "/readyz", err: &dockerrun.Error{Code: dockerrun.CodeBusy, Message: "all 8 places are taken"}, wantStatus: http.StatusServiceUnavailable, wantCode: "runner.busy"},
+		{name: "readyz: closed", path: "/readyz", err: &dockerrun.Error{Code: dockerrun.CodeClosed}, wantStatus: http.StatusServiceUnavailable, wantCode: "runner.closed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var pinged atomic.Bool
-			f := &fakeRunner{ping: func(ctx context.Context) error {
-				pinged.Store(true)
+			var called atomic.Bool
+			check := func(ctx context.Context) error {
+				called.Store(true)
 				if _, ok := ctx.Deadline(); !ok {
-					t.Errorf("Ping() ctx has no deadline")
+					t.Errorf("GET %s: the check's ctx has no deadline", tt.path)
 				}
-				return tt.ping
-			}}
-			rec := serve(newHandler(t, f, httpapi.Config{}), http.MethodGet, "/healthz", "", "")
-			if !pinged.Load() {
-				t.Errorf("GET /healthz did not ping the runner")
+				return tt.err
 			}
-			if rec.Code != tt.wantStatus {
-				t.Fatalf("GET /healthz status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
+			f := &fakeRunner{}
+			if tt.path == "/healthz" {
+				f.ping = check
+			} else {
+				f.ready = check
 			}
-			if tt.ping == nil {
+			rec := serve(newHandler(t, f, httpapi.Config{}), http.MethodGet, tt.path, "", "")
+			if !called.Load() {
+				t.Errorf("GET %s did not call its check", tt.path)
+			}
+			if tt.err == nil {
+				if rec.Code != http.StatusOK {
+					t.Fatalf("GET %s status = %d, want 200; body %s", tt.path, rec.Code, rec.Body)
+				}
 				return
 			}
-			errorReply(t, rec)
+			if diff := cmp.Diff(reply{tt.wantStatus, tt.wantCode}, errorReply(t, rec)); diff != "" {
+				t.Errorf("GET %s mismatch (-want +got):\n%s", tt.path, diff)
+			}
 			if rec.Header().Get("Retry-After") == "" {
-				t.Errorf("GET /healthz 503 has no Retry-After header")
+				t.Errorf("GET %s 503 has no Retry-After header", tt.path)
 			}
 		})
 	}
@@ -536,6 +562,7 @@ func TestRoutes(t *testing.T) {
 		{method: "DELETE", path: "/version", want: reply{405, httpapi.CodeMethodNotAllowed}, wantAllow: "GET, HEAD"},
 		{method: "POST", path: "/", want: reply{405, httpapi.CodeMethodNotAllowed}, wantAllow: "GET, HEAD"},
 		{method: "POST", path: "/healthz", want: reply{405, httpapi.CodeMethodNotAllowed}, wantAllow: "GET, HEAD"},
+		{method: "POST", path: "/readyz", want: reply{405, httpapi.CodeMethodNotAllowed}, wantAllow: "GET, HEAD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

@@ -38,6 +38,7 @@ type server struct {
 	maxBody      int64
 	reapInterval time.Duration
 	debugAddr    string
+	metricsAddr  string
 	logLevel     slog.Level
 	logFormat    string
 }
@@ -404,6 +405,14 @@ var table = []entry{
 			s.debugAddr = v
 			return nil
 		}),
+	serverVar(envVar{"SERVER_METRICS_ADDR", "`host:port`", "empty (off)", "serves Prometheus metrics at `/metrics` on a listener of its own, without a token: bind it to an address only your monitoring reaches. [docs/operations.md](docs/operations.md#metrics) lists them"}, false,
+		func(s *server, v string) error {
+			if v != "" && !hostPort(v) {
+				return errors.New("want host:port such as 10.0.0.5:9090 or 127.0.0.1:9090")
+			}
+			s.metricsAddr = v
+			return nil
+		}),
 	serverVar(envVar{"LOG_LEVEL", "`debug`/`info`/`warn`/`error`", quoted(strings.ToLower(slog.LevelInfo.String())), "log level"}, false,
 		func(s *server, v string) error {
 			if err := s.logLevel.UnmarshalText([]byte(v)); err != nil {
@@ -421,15 +430,23 @@ var table = []entry{
 		}),
 }
 
-// loopback reports whether addr is host:port with a loopback host.
-func loopback(addr string) bool {
-	host, port, err := net.SplitHostPort(addr)
+// hostPort reports whether addr is host:port with a port number (the host
+// may be empty: every address).
+func hostPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// loopback reports whether addr is host:port with a loopback host.
+func loopback(addr string) bool {
+	if !hostPort(addr) {
 		return false
 	}
+	host, _, _ := net.SplitHostPort(addr)
 	if host == "localhost" {
 		return true
 	}

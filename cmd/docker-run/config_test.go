@@ -82,6 +82,7 @@ var fullEnv = map[string]string{
 	"SERVER_MAX_BODY_SIZE":               "65536",
 	"SERVER_REAP_INTERVAL":               "0",
 	"SERVER_DEBUG_ADDR":                  "127.0.0.1:6060",
+	"SERVER_METRICS_ADDR":                "10.0.0.5:9100",
 	"SERVER_INSTANCE_NAME":               "runner-2",
 	"LOG_LEVEL":                          "warn",
 	"LOG_FORMAT":                         "text",
@@ -104,6 +105,7 @@ func fullConfig() *config {
 			maxBody:      65536,
 			reapInterval: 0,
 			debugAddr:    "127.0.0.1:6060",
+			metricsAddr:  "10.0.0.5:9100",
 			logLevel:     slog.LevelWarn,
 			logFormat:    "text",
 		},
@@ -270,6 +272,8 @@ func TestLoadConfigMalformed(t *testing.T) {
 		name, value string
 	}{
 		{"SERVER_LISTEN_ADDR", "not-an-ip"},
+		{"SERVER_METRICS_ADDR", "9100"},
+		{"SERVER_METRICS_ADDR", "127.0.0.1:port"},
 		{"SERVER_LISTEN_ADDR", "127.0.0.1:80"},
 		{"SERVER_LISTEN_PORT", "abc"},
 		{"SERVER_LISTEN_PORT", "65536"},

@@ -10,7 +10,9 @@
 //
 // SERVER_DEBUG_ADDR (off by default; a loopback address only) opens a second
 // listener with net/http/pprof under /debug/pprof/ and the goroutine count
-// under /debug/vars.
+// under /debug/vars. SERVER_METRICS_ADDR (off by default) opens another with
+// Prometheus metrics under /metrics, without a token: docs/operations.md
+// lists them.
 package main
 
 import (
@@ -31,6 +33,7 @@ import (
 
 	"github.com/dockerrun/dockerrun"
 	"github.com/dockerrun/dockerrun/httpapi"
+	"github.com/dockerrun/dockerrun/metrics"
 )
 
 func main() {
@@ -56,7 +59,13 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 		log = slog.New(slog.NewJSONHandler(logOut, hopts))
 	}
 
-	runner, err := dockerrun.New(cfg.runnerOptions(log)...)
+	opts := cfg.runnerOptions(log)
+	var m *metrics.Metrics
+	if cfg.metricsAddr != "" {
+		m = metrics.New()
+		opts = append(opts, dockerrun.WithObserver(m))
+	}
+	runner, err := dockerrun.New(opts...)
 	if err != nil {
 		return fmt.Errorf("invalid configuration (see the DOCKER_CONTAINER_*, RUN_* and SERVER_* variables): %w", err)
 	}
@@ -68,7 +77,18 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 			log.Error("close runner", "error", err)
 		}
 	}()
+	if m != nil {
+		m.Watch(runner)
+		msrv, err := serveMetrics(cfg.metricsAddr, m, log)
+		if err != nil {
+			return fmt.Errorf("listen on %s (SERVER_METRICS_ADDR): %w", cfg.metricsAddr, err)
+		}
+		defer msrv.Close()
+	}
 	if err := runner.Ping(ctx); err != nil {
+		if tlsProblem(err) {
+			return fmt.Errorf("the TLS handshake with the Docker daemon at DOCKER_HOST failed: check DOCKER_CERT_PATH (its ca.pem must have signed the daemon's certificate, whose names must include DOCKER_HOST's host; cert.pem and key.pem are a client certificate that the daemon's CA signed) and DOCKER_TLS_VERIFY: %w", err)
+		}
 		return fmt.Errorf("cannot reach the Docker daemon (is dockerd running? check DOCKER_UNIX_SOCKET_PATH or DOCKER_HOST): %w", err)
 	}
 	if n, err := runner.Reap(ctx); err != nil {

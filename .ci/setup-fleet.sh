@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the fleet test (deploy/fleet_test.go) needs: HAProxy from
+# Debian, the load balancer it puts in front of two servers. Only the binary
+# is used: the test starts its own haproxy in the foreground with its own
+# configuration; the packaged service is stopped and disabled so that it
+# never listens. Idempotent.
+set -euo pipefail
+
+log() { printf '[setup-fleet] %s\n' "$*" >&2; }
+
+if ! command -v haproxy >/dev/null 2>&1; then
+	log "installing haproxy"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+fi
+# The package starts a service on Debian where systemd runs; this one is
+# not needed.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet haproxy 2>/dev/null; then
+	systemctl disable --now haproxy >/dev/null 2>&1 || true
+fi
+log "$(haproxy -v | head -n 1)"
