@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/errdefs"
+	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -119,20 +120,13 @@ func WithObserver(o Observer) Option {
 	}
 }
 
-// Agent answers that report a limit begin their error field with one of
-// these (see cmd/code-runner).
-const (
-	agentTimeLimitPrefix   = "Execution time limit exceeded:"
-	agentOutputLimitPrefix = "Output limit exceeded:"
-)
-
 // agentLimit returns the code of the limit that an agent's error field
 // reports, or "".
 func agentLimit(answerError string) Code {
 	switch {
-	case strings.HasPrefix(answerError, agentTimeLimitPrefix):
+	case strings.HasPrefix(answerError, protocol.ErrorTimeLimit):
 		return CodeExecutionTime
-	case strings.HasPrefix(answerError, agentOutputLimitPrefix):
+	case strings.HasPrefix(answerError, protocol.ErrorOutputLimit):
 		return CodeOutputSize
 	}
 	return ""

@@ -76,8 +76,8 @@ func (o outcome) describe(what string, lim limits, elapsed time.Duration) string
 }
 
 const (
-	outputLimitPrefix = "Output limit exceeded:"
-	timeLimitPrefix   = "Execution time limit exceeded:"
+	outputLimitPrefix = protocol.ErrorOutputLimit
+	timeLimitPrefix   = protocol.ErrorTimeLimit
 )
 
 // runCommand runs c.script with sh -c (or directly, see startCommand) in its

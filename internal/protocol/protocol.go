@@ -111,6 +111,13 @@ func (in *RunInput) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// An [Answer]'s Error (or a run's) begins with one of these when the agent
+// stopped the command at one of its limits.
+const (
+	ErrorTimeLimit   = "Execution time limit exceeded:"
+	ErrorOutputLimit = "Output limit exceeded:"
+)
+
 // Answer is the one JSON object the agent writes to stdout. Without Runs,
 // Stdout, Stderr, Error, Duration and Usage describe the run command (or the
 // build command that failed), as glot's agent answers. With Runs, they
