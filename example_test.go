@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"sync"
 	"time"
 
@@ -150,4 +151,35 @@ func ExampleWithObserver() {
 	// image.not_allowed
 	// map[image.not_allowed:1]
 	// {Running:0 Waiting:0 WarmReady:map[]}
+}
+
+// Every container gets the builtin seccomp profile unless told otherwise.
+// A profile of one's own is Docker's JSON format, for example the builtin
+// profile edited and saved to a file.
+func ExampleWithSeccompProfile() {
+	profile, err := os.ReadFile("/etc/dockerrun/seccomp.json")
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := dockerrun.New(dockerrun.WithSeccompProfile(string(profile)))
+	if err != nil {
+		log.Fatal(err) // names what is wrong with the profile
+	}
+	defer r.Close(context.Background())
+}
+
+// Running without seccomp takes two options, so that it is never a typo.
+func ExampleWithDangerouslyAllowUnconfinedSeccomp() {
+	_, err := dockerrun.New(dockerrun.WithSeccompProfile(dockerrun.SeccompUnconfined))
+	fmt.Println(errors.Is(err, dockerrun.ErrInvalidConfig))
+
+	r, err := dockerrun.New(
+		dockerrun.WithSeccompProfile(dockerrun.SeccompUnconfined),
+		dockerrun.WithDangerouslyAllowUnconfinedSeccomp(true), // and New logs a warning
+	)
+	fmt.Println(err)
+	r.Close(context.Background())
+	// Output:
+	// true
+	// <nil>
 }
