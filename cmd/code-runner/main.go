@@ -20,8 +20,9 @@
 // The limits come from the environment: DOCKERRUN_MAX_OUTPUT_SIZE (bytes) caps
 // the size of the JSON object written to stdout, and
 // DOCKERRUN_MAX_EXECUTION_TIME_MS (milliseconds) caps the time spent building
-// and running, counted from the moment the request has been read. Absent or 0
-// means no limit of that kind. A request's "limits" may lower them.
+// and running, counted from the moment the request's first byte was read.
+// Absent or 0 means no limit of that kind. A request's "limits" may lower
+// them.
 //
 // When it runs as PID 1, code-runner starts a copy of itself as the agent and
 // stays behind as a minimal init that forwards signals and reaps orphaned
@@ -74,10 +75,15 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "code-runner: read request: %v\n", err)
 		return 1
 	}
-	// The clock starts now: the container may have been started long before
-	// the request arrived.
-	start := time.Now()
-	tr := &trace{Received: in.first, Read: start.UnixNano()}
+	// The clock starts with the request's first byte, as the runner's
+	// starts when it writes it: the container may have been started long
+	// before the request arrived, and a large request takes time to read.
+	read := time.Now()
+	start := read
+	if !in.firstAt.IsZero() {
+		start = in.firstAt
+	}
+	tr := &trace{Received: in.first, Read: read.UnixNano()}
 
 	var res Result
 	req, err := parseRequest(data)

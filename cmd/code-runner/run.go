@@ -22,7 +22,7 @@ type limits struct {
 	// maxOutputSize caps the encoded result, newline included, in bytes.
 	maxOutputSize int64
 	// maxExecutionTime caps building and running together, counted from the
-	// moment the request has been read.
+	// moment the request's first byte was read.
 	maxExecutionTime time.Duration
 }
 
@@ -78,10 +78,11 @@ func envInt(getenv func(string) string, name string) (int64, error) {
 
 // killMargin is how long before the execution time limit the agent stops the
 // user's processes, so that its answer reaches the runner before the runner's
-// own deadline: a tenth of the limit, clamped to [200ms, 1s], and never more
-// than half the limit.
+// own deadline: a tenth of the limit, clamped to [300ms, 1s], and never more
+// than half the limit. Under load, killing the program and answering can
+// take a few hundred milliseconds.
 func killMargin(limit time.Duration) time.Duration {
-	m := min(max(limit/10, 200*time.Millisecond), time.Second)
+	m := min(max(limit/10, 300*time.Millisecond), time.Second)
 	return min(m, limit/2)
 }
 

@@ -57,13 +57,15 @@ func appendTrace(b []byte, t *trace) []byte {
 // firstByteReader notes when the first byte was read.
 type firstByteReader struct {
 	r     io.Reader
-	first int64
+	first   int64
+	firstAt time.Time // the same, with the monotonic clock
 }
 
 func (f *firstByteReader) Read(p []byte) (int, error) {
 	n, err := f.r.Read(p)
 	if n > 0 && f.first == 0 {
-		f.first = now()
+		f.firstAt = time.Now()
+		f.first = f.firstAt.UnixNano()
 	}
 	return n, err
 }
