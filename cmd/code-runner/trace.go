@@ -56,7 +56,7 @@ func appendTrace(b []byte, t *trace) []byte {
 
 // firstByteReader notes when the first byte was read.
 type firstByteReader struct {
-	r     io.Reader
+	r       io.Reader
 	first   int64
 	firstAt time.Time // the same, with the monotonic clock
 }
