@@ -68,6 +68,9 @@ func TestBrowser(t *testing.T) {
 		}
 		testenv.WaitNoContainers(t, dockerrun.LabelOwner, owner, 30*time.Second)
 	})
+	if err := r.Ping(ctx); err != nil { // starts filling the warm pool, as main does
+		t.Fatal(err)
+	}
 	h, err := newHandler(config{Run: runner(r), Languages: langs, TimeLimit: r.MaxExecutionTime()})
 	if err != nil {
 		t.Fatal(err)
@@ -95,8 +98,8 @@ func TestBrowser(t *testing.T) {
 		if got := p.text(t, "#status"); got != "The program ran." {
 			t.Errorf("status %q, want %q", got, "The program ran.")
 		}
-		if got := p.text(t, "#facts"); !strings.Contains(got, "duration") {
-			t.Errorf("facts %q show no duration", got)
+		if got := p.text(t, "#facts"); !strings.Contains(got, "duration") || !strings.Contains(got, "CPU time") || !strings.Contains(got, "memory") {
+			t.Errorf("facts %q show no duration, CPU time or memory", got)
 		}
 		if os.Getenv("DOCKERRUN_UPDATE_SCREENSHOT") == "1" {
 			// The page without its footer, which gives the test's time limit.
@@ -136,6 +139,30 @@ func TestBrowser(t *testing.T) {
 		}
 		if got := p.text(t, "#status"); got != "The program failed." {
 			t.Errorf("status %q, want %q", got, "The program failed.")
+		}
+	})
+
+	t.Run("c with three test cases", func(t *testing.T) {
+		p.pick(t, "c")
+		p.setValue(t, "code", "#include <stdio.h>\nint main(void) { int n; if (scanf(\"%d\", &n) != 1) return 2; printf(\"%d\\n\", n * n); return 0; }\n")
+		p.setValue(t, "stdin-1", "3")
+		p.do(t, chromedp.Click(chromedp.ID("add-case")), chromedp.SendKeys(chromedp.ID("stdin-2"), "4"),
+			chromedp.Click(chromedp.ID("add-case")), chromedp.SendKeys(chromedp.ID("stdin-3"), "x"))
+		p.run(t, chromedp.Click(chromedp.ID("run")))
+		if got, want := p.text(t, "#status"), "2 of 3 test cases ran without an error."; got != want {
+			t.Errorf("status %q, want %q", got, want)
+		}
+		rows := p.eval(t, `[...document.querySelectorAll("#runs tbody tr")].map(r => [...r.cells].slice(0, 5).map(c => c.textContent).join("|")).join("\n")`)
+		if want := "1|3|9\n||\n2|4|16\n||\n3|x|||Exit code: 2"; rows != want {
+			t.Errorf("the test case table reads\n%s\nwant\n%s", rows, want)
+		}
+		if got := p.eval(t, `[...document.querySelectorAll("#runs tbody tr td:last-child")].map(c => c.textContent).join(" ")`); !strings.Contains(got, "iB") {
+			t.Errorf("the memory column reads %q", got)
+		}
+		// Back to one stdin box for the next tests.
+		p.do(t, chromedp.Click(chromedp.CSS(".case .remove")), chromedp.Click(chromedp.CSS(".case .remove")))
+		if got := p.eval(t, `String(document.querySelectorAll(".stdin").length)`); got != "1" {
+			t.Fatalf("%s stdin boxes after removing two", got)
 		}
 	})
 

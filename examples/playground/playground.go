@@ -115,10 +115,11 @@ type playground struct {
 //
 //	GET  /          the page
 //	GET  /static/*  its script and style sheet
-//	POST /run       a payload for the agent ({"language", "files", "stdin",
-//	                ...}); the answer is the agent's, as from the server's
-//	                POST /run, and every error is {"error": CODE, "message":
-//	                TEXT} with the server's code and status.
+//	POST /run       a payload for the agent, a [dockerrun.Request]
+//	                ({"language", "files", "stdin" or "runs", ...}); the
+//	                answer is the agent's, as from the server's POST /run,
+//	                and every error is {"error": CODE, "message": TEXT} with
+//	                the server's code and status.
 func newHandler(cfg config) (http.Handler, error) {
 	page, err := template.ParseFS(pageFiles, "page/index.html")
 	if err != nil {
@@ -180,9 +181,9 @@ func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string,
 	} else if err != nil {
 		return "", nil, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeRequestParse, Message: "read request: " + err.Error()}
 	}
-	var req struct {
-		Language string `json:"language"`
-	}
+	// The typed request passes on the fields of the protocol and nothing
+	// else, whatever the body holds.
+	var req dockerrun.Request
 	if err := json.Unmarshal(body, &req); err != nil {
 		return "", nil, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeRequestParse,
 			Message: `the request is not a JSON object {"language": ..., "files": [...]}: ` + err.Error()}
@@ -196,7 +197,7 @@ func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string,
 		return req.Language, nil, &dockerrun.Error{Code: dockerrun.CodeImageNotAllowed,
 			Message: fmt.Sprintf("the playground has no language %q: choose one of %s", req.Language, strings.Join(names, ", "))}
 	}
-	res, err := p.cfg.Run(r.Context(), lang.Image, json.RawMessage(body))
+	res, err := p.cfg.Run(r.Context(), lang.Image, &req)
 	return lang.Name, res, err
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -37,9 +36,9 @@ func (f *fakeRunner) set(res *dockerrun.Result, err error) {
 func (f *fakeRunner) Run(ctx context.Context, image string, payload any) (*dockerrun.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	raw, ok := payload.(json.RawMessage)
-	if !ok {
-		return nil, errors.New("payload is not a json.RawMessage")
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
 	}
 	f.image, f.payload = image, string(raw)
 	if f.err != nil {
@@ -104,20 +103,27 @@ func TestRun(t *testing.T) {
 	ok := &dockerrun.Result{Stdout: "42\n", Raw: json.RawMessage(answer)}
 	python := `{"language":"python","files":[{"name":"main.py","content":"print(42)"}],"stdin":""}`
 	tests := []struct {
-		name      string
-		body      string
-		err       error  // the runner's
-		status    int    // the server's for the same error
-		want      string // the whole answer, or the error code
-		wantImage string
+		name        string
+		body        string
+		err         error  // the runner's
+		status      int    // the server's for the same error
+		want        string // the whole answer, or the error code
+		wantImage   string // the image run, if any
+		wantPayload string // the payload it got
 	}{
-		{name: "ok", body: python, status: 200, want: answer, wantImage: "pre/python:latest"},
-		{name: "runs", body: `{"language":"c","runs":[{"stdin":"1"},{"stdin":"2"}]}`, status: 200, want: answer, wantImage: "pre/c:latest"},
+		{name: "ok", body: python, status: 200, want: answer, wantImage: "pre/python:latest",
+			wantPayload: `{"language":"python","files":[{"name":"main.py","content":"print(42)"}]}`},
+		{name: "runs", body: `{"language":"c","files":[],"runs":[{"stdin":"1"},{"stdin":"2"}]}`, status: 200, want: answer, wantImage: "pre/c:latest",
+			wantPayload: `{"language":"c","files":[],"runs":[{"stdin":"1"},{"stdin":"2"}]}`},
+		{name: "an image named", body: `{"language":"python","files":[],"image":"alpine:latest"}`, status: 200, want: answer, wantImage: "pre/python:latest",
+			wantPayload: `{"language":"python","files":[]}`},
+		{name: "other fields dropped", body: `{"language":"python","files":[],"limits":{"execution_time":99},"x":[[[[[1]]]]]}`, status: 200, want: answer, wantImage: "pre/python:latest",
+			wantPayload: `{"language":"python","files":[]}`},
 		{name: "unknown language", body: `{"language":"cobol"}`, status: 400, want: "image.not_allowed"},
 		{name: "no language", body: `{"files":[]}`, status: 400, want: "image.not_allowed"},
-		{name: "an image named", body: `{"language":"python","image":"alpine:latest"}`, status: 200, want: answer, wantImage: "pre/python:latest"},
 		{name: "not JSON", body: `print(42)`, status: 400, want: "request.parse"},
 		{name: "an array", body: `[{"language":"python"}]`, status: 400, want: "request.parse"},
+		{name: "files not a list", body: `{"language":"python","files":"main.py"}`, status: 400, want: "request.parse"},
 		{name: "too large", body: `{"language":"python","stdin":"` + strings.Repeat("x", maxBodyBytes) + `"}`, status: 413, want: "request.too_large"},
 		{name: "busy", body: python, err: &dockerrun.Error{Code: dockerrun.CodeBusy, Message: "all places are taken"}, status: 503, want: "runner.busy", wantImage: "pre/python:latest"},
 		{name: "time limit", body: python, err: &dockerrun.Error{Code: dockerrun.CodeExecutionTime, Message: "the run took longer than 10s"}, status: 400, want: "limits.execution_time", wantImage: "pre/python:latest"},
@@ -154,8 +160,8 @@ func TestRun(t *testing.T) {
 			if fake.image != tt.wantImage {
 				t.Errorf("ran image %q, want %q", fake.image, tt.wantImage)
 			}
-			if tt.wantImage != "" && fake.payload != tt.body {
-				t.Errorf("the runner got the payload %s, want the body %s unchanged", fake.payload, tt.body)
+			if tt.wantPayload != "" && fake.payload != tt.wantPayload {
+				t.Errorf("the runner got the payload %s, want %s", fake.payload, tt.wantPayload)
 			}
 		})
 	}
