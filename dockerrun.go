@@ -56,7 +56,8 @@ type Code string
 
 // Error codes. They are part of the API: they never change meaning.
 const (
-	// CodeDockerUnixSocket: the Docker daemon could not be reached.
+	// CodeDockerUnixSocket: the Docker daemon could not be reached, or went
+	// away during the run (a restart or a crash of the daemon).
 	CodeDockerUnixSocket Code = "docker.unixsocket"
 	// CodeContainerCreate: the daemon refused to create the container, most
 	// often because the image does not exist locally.
@@ -68,7 +69,8 @@ const (
 	// CodePayloadSerialize: the payload is not one JSON object.
 	CodePayloadSerialize Code = "docker.container.stream.payload.serialize"
 	// CodeStreamRead: reading the container's output stream failed, or the
-	// stream was malformed.
+	// stream was malformed, or the daemon cut it while the container ran,
+	// or the container was removed from outside during the run.
 	CodeStreamRead Code = "docker.container.stream.read"
 	// CodeExecutionTime: the run exceeded its execution time limit and the
 	// container was killed.
