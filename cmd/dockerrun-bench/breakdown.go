@@ -190,12 +190,16 @@ func (r *report) breakdown(image, runtime string) string {
 		p("--:|")
 	}
 	p("\n")
+	// row adds a step, unless no column has a time for it.
 	row := func(name string, f func(c *cell) string) {
-		p("| %s |", name)
+		var vals []string
 		for _, c := range cols {
-			p(" %s |", f(c))
+			vals = append(vals, f(c))
 		}
-		p("\n")
+		if strings.Trim(strings.Join(vals, ""), "-") == "" {
+			return
+		}
+		p("| %s | %s |\n", name, strings.Join(vals, " | "))
 	}
 	step := func(name string, only func(*cell) bool, f func(*phases) time.Duration) {
 		row(name, func(c *cell) string {

@@ -49,6 +49,8 @@ type options struct {
 	floodRuns   int
 	pythonImage string
 	out         string
+	refillPools []int
+	refillTime  time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -66,6 +68,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.cellTimeout, "cell-timeout", time.Minute, "time allowed per cell; past it no new batch starts, and the cells report the runs they finished")
 	fs.IntVar(&o.rssClients, "rss-clients", 64, "concurrent requests of the server RSS run; 0 skips it")
 	fs.IntVar(&o.floodRuns, "flood-runs", 5, "runs of the output flood; 0 skips it")
+	refillPools := fs.String("refill-pools", "4,16", "comma-separated warm pool sizes of the refill measurement")
+	fs.DurationVar(&o.refillTime, "refill-time", 10*time.Second, "time per rate of the refill measurement (runs at a steady rate against a warm pool); 0 skips it")
 	fs.StringVar(&o.pythonImage, "python-image", "dockerrun/python:latest", "the python image")
 	fs.StringVar(&o.out, "out", "", "also write the report (markdown) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +91,17 @@ func parseFlags(args []string) (*options, error) {
 			continue
 		}
 		o.images = append(o.images, f)
+	}
+	for _, f := range strings.Split(*refillPools, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			problems = append(problems, fmt.Sprintf("-refill-pools: %q: want positive whole numbers", f))
+			continue
+		}
+		o.refillPools = append(o.refillPools, n)
+	}
+	if o.refillTime < 0 {
+		problems = append(problems, "-refill-time: want 0 (skip) or a positive duration")
 	}
 	for _, f := range strings.Split(*runtimes, ",") {
 		f = strings.TrimSpace(f)
@@ -110,6 +125,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.pool < maxClients {
 		problems = append(problems, fmt.Sprintf("-pool: %d: want at least the largest concurrency, %d, so that a burst of warm runs finds the pool full", o.pool, maxClients))
+	}
+	if len(o.refillPools) > 0 && o.refillTime > 0 && o.workers <= slices.Max(o.refillPools) {
+		problems = append(problems, fmt.Sprintf("-workers: %d: want more than the largest of -refill-pools", o.workers))
 	}
 	if o.workers <= o.pool || o.workers < max(maxClients, o.rssClients) {
 		problems = append(problems, fmt.Sprintf("-workers: %d: want more than -pool (%d) and at least the concurrency and -rss-clients", o.workers, o.pool))
@@ -211,6 +229,18 @@ func run(ctx context.Context, o *options, out, log io.Writer) (err error) {
 	rep := &report{machine: machine, o: o}
 	for _, img := range images {
 		if err := bn.measureImage(ctx, img, rep); err != nil {
+			return err
+		}
+	}
+	if o.refillTime > 0 {
+		// The python image if measured (a real run), under the first runtime.
+		img := images[0]
+		for _, i := range images {
+			if i.name == "python" && i.runtime == o.runtimes[0] {
+				img = i
+			}
+		}
+		if rep.refill, err = bn.measureRefill(ctx, img); err != nil {
 			return err
 		}
 	}

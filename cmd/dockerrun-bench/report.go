@@ -71,6 +71,7 @@ type report struct {
 	cells   []*cell
 	rss     *rssRun
 	flood   *floodRun
+	refill  []*refillStep
 }
 
 // failed returns how many runs of the report failed, in cells and in the
@@ -85,6 +86,9 @@ func (r *report) failed() int {
 	}
 	if r.flood != nil {
 		n += r.flood.errs
+	}
+	for _, s := range r.refill {
+		n += s.errs
 	}
 	return n
 }
@@ -174,6 +178,7 @@ func (r *report) markdown() string {
 			p("First error: %v\n", f.firstErr)
 		}
 	}
+	p("%s", refillTable(r.refill, o.refillTime))
 	p("\n%s", r.targets())
 	return b.String()
 }
