@@ -17,6 +17,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -191,4 +193,25 @@ func reapEvery(ctx context.Context, r *dockerrun.Runner, every time.Duration, lo
 			}
 		}
 	}
+}
+
+// tlsProblem reports whether err comes from the TLS handshake with the
+// daemon: a certificate that does not verify, or one the daemon refused.
+func tlsProblem(err error) bool {
+	var (
+		alert    tls.AlertError
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	if errors.As(err, &alert) || errors.As(err, &verify) || errors.As(err, &record) ||
+		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) {
+		return true
+	}
+	// The daemon refused the client certificate: crypto/tls reports the
+	// daemon's alert as a *net.OpError "remote error".
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,19 +41,4 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Serv
 	go srv.Serve(ln)
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return srv, nil
-}
-
-// tlsProblem reports whether err comes from the TLS handshake with the
-// daemon: a certificate that does not verify, or one the daemon refused.
-func tlsProblem(err error) bool {
-	var (
-		alert    tls.AlertError
-		verify   *tls.CertificateVerificationError
-		record   tls.RecordHeaderError
-		unknown  x509.UnknownAuthorityError
-		hostname x509.HostnameError
-		invalid  x509.CertificateInvalidError
-	)
-	return errors.As(err, &alert) || errors.As(err, &verify) || errors.As(err, &record) ||
-		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }

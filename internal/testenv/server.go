@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
 	"github.com/dockerrun/dockerrun/internal/serverproc"
 )
 
@@ -26,7 +29,8 @@ type Server struct {
 	// Owner is its SERVER_INSTANCE_NAME, the owner label of its containers.
 	Owner string
 
-	proc *serverproc.Proc
+	proc   *serverproc.Proc
+	killed bool // by Kill: the end of the test does not ask for exit status 0
 }
 
 var (
@@ -84,22 +88,57 @@ func buildServer() (string, error) {
 // owner is left.
 func StartServer(t testing.TB, env ...string) *Server {
 	t.Helper()
-	Docker(t)
-	owner := "test-" + rand.Text()[:10]
+	return StartServerWith(t, ServerOptions{Env: env})
+}
+
+// ServerOptions say how [StartServerWith] starts a server.
+type ServerOptions struct {
+	// Env is added to the minimal environment, as for [StartServer].
+	Env []string
+	// Owner is the server's SERVER_INSTANCE_NAME. Default: a unique name.
+	Owner string
+	// Docker is a client of the daemon the server uses (set DOCKER_HOST
+	// in Env to match), where the end of the test looks for leftover
+	// containers. Default: the shared daemon.
+	Docker *client.Client
+}
+
+// StartServerWith is [StartServer] with options: a server of another
+// daemon, or one with a given owner (a server started again after
+// [Server.Kill], which must reap what the killed one left).
+func StartServerWith(t testing.TB, o ServerOptions) *Server {
+	t.Helper()
+	if o.Docker == nil {
+		o.Docker = Docker(t)
+	}
+	if o.Owner == "" {
+		o.Owner = "test-" + rand.Text()[:10]
+	}
 	p, err := serverproc.Start(context.Background(), ServerBinary(t), serverproc.Options{
-		Env: append([]string{"SERVER_INSTANCE_NAME=" + owner, "LOG_LEVEL=debug"}, env...),
+		Env: append([]string{"SERVER_INSTANCE_NAME=" + o.Owner, "LOG_LEVEL=debug"}, o.Env...),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{URL: p.URL, Token: p.Token, Owner: owner, proc: p}
+	s := &Server{URL: p.URL, Token: p.Token, Owner: o.Owner, proc: p}
 	t.Cleanup(func() {
-		if err := s.Stop(30 * time.Second); err != nil {
+		if err := s.Stop(30 * time.Second); err != nil && !s.killed {
 			t.Errorf("stop docker-run: %v\n%s", err, s.Logs())
 		}
-		WaitNoContainers(t, "dockerrun.owner", s.Owner, 15*time.Second)
+		if !s.killed {
+			WaitContainersOn(t, o.Docker, "dockerrun.owner", s.Owner, 15*time.Second, "no container", func(list []container.Summary) bool { return len(list) == 0 })
+		}
 	})
 	return s
+}
+
+// Kill kills the server with SIGKILL and waits until it is gone: it gets
+// no chance to remove its containers. The end of the test then neither
+// wants exit status 0 nor checks for its containers: a server started
+// again with the same owner is the one to reap them.
+func (s *Server) Kill() {
+	s.killed = true
+	s.proc.Kill()
 }
 
 // Logs returns what the server has logged so far.
