@@ -13,8 +13,11 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -43,6 +46,11 @@ type fakeDocker struct {
 	failList   error
 	// programs overrides the container program for an image.
 	programs map[string]fakeProgram
+	// images are the images' configurations, by name, for ImageInspect;
+	// an image not there exists, with no label, unless failInspect says.
+	images      map[string]ocispec.ImageConfig
+	failInspect error
+	inspects    int // ImageInspect calls, kept out of calls
 
 	running chan string    // IDs of containers that have read their payload
 	progs   sync.WaitGroup // container programs
@@ -75,6 +83,7 @@ func newFakeDocker() *fakeDocker {
 		containers: make(map[string]*fakeContainer),
 		all:        make(map[string]*fakeContainer),
 		programs:   make(map[string]fakeProgram),
+		images:     make(map[string]ocispec.ImageConfig),
 		running:    make(chan string, 1000),
 	}
 }
@@ -280,6 +289,17 @@ func (f *fakeDocker) ContainerList(ctx context.Context, opts container.ListOptio
 	}
 	slices.SortFunc(list, func(a, b container.Summary) int { return strings.Compare(a.ID, b.ID) })
 	return list, nil
+}
+
+func (f *fakeDocker) ImageInspect(ctx context.Context, name string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inspects++
+	if f.failInspect != nil {
+		return image.InspectResponse{}, f.failInspect
+	}
+	cfg := &dockerspec.DockerOCIImageConfig{ImageConfig: f.images[name]}
+	return image.InspectResponse{ID: "sha256:" + name, Config: cfg}, ctx.Err()
 }
 
 func (f *fakeDocker) Ping(ctx context.Context) (types.Ping, error) {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
@@ -40,6 +42,7 @@ type DockerAPI interface {
 	ContainerRemove(ctx context.Context, id string, options container.RemoveOptions) error
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 	Ping(ctx context.Context) (types.Ping, error)
 	ServerVersion(ctx context.Context) (types.Version, error)
 }
@@ -411,8 +414,19 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory in
 	// caller's cancellation is checked as soon as it returns.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.dockerTimeout)
 	defer ccancel()
+	runAs, err := r.privsep(cctx, image)
+	if err != nil {
+		return nil, r.dockerError(cctx, CodeContainerCreate, err, "inspect image %q (is the image on the daemon? it is never pulled)", image)
+	}
 	// The Docker client edits the configurations it is given: pass copies.
-	spec, host := *r.spec(image, warm), r.host
+	spec, host := *r.spec(image, warm, runAs), r.host
+	if runAs != "" {
+		host.CapAdd, host.CapDrop = agentCaps, []string{"ALL"}
+		if r.cfg.agentNproc() > 0 {
+			pids := r.cfg.pidsLimit * runscPidsFactor
+			host.PidsLimit = &pids
+		}
+	}
 	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
 	host.Memory, host.MemorySwap = memory, memory // no swap
 	resp, err := r.docker.ContainerCreate(cctx, &spec, &host, nil, nil, "")
@@ -811,9 +825,46 @@ func (r *Runner) Close(ctx context.Context) error {
 	return nil
 }
 
-// spec returns the container configuration for image, prepared once.
-func (r *Runner) spec(image string, warm bool) *container.Config {
-	key := image + "\x00" + strconv.FormatBool(warm)
+// agentCaps are the only capabilities of a container whose agent separates
+// privileges: to change to the user that runs the code (SETUID, SETGID)
+// and to stop every process of that user (KILL). The user's code has none.
+var agentCaps = []string{"SETUID", "SETGID", "KILL"}
+
+// privsep inspects image and returns the user its agent must run the code
+// as when the image says its agent separates privileges ([LabelPrivsep])
+// and that user is not root; else "". The image is inspected before every
+// create, so that an image rebuilt under the same name, with or without the
+// label, is never run the wrong way.
+func (r *Runner) privsep(ctx context.Context, name string) (string, error) {
+	img, err := r.docker.ImageInspect(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if img.Config == nil || img.Config.Labels[LabelPrivsep] != "1" {
+		return "", nil
+	}
+	user := r.cfg.user
+	if user == "" {
+		user = img.Config.User
+	}
+	if isRoot(user) {
+		return "", nil
+	}
+	return user, nil
+}
+
+// isRoot reports whether a Docker user (user[:group]) is root, or empty,
+// which is root unless the image says otherwise.
+func isRoot(user string) bool {
+	u, _, _ := strings.Cut(user, ":")
+	return u == "" || u == "root" || strings.Trim(u, "0") == ""
+}
+
+// spec returns the container configuration for image, prepared once. For
+// an image whose agent separates privileges (runAs not ""), the container
+// runs as root and the agent runs the code as runAs.
+func (r *Runner) spec(image string, warm bool, runAs string) *container.Config {
+	key := image + "\x00" + strconv.FormatBool(warm) + "\x00" + runAs
 	r.specMu.Lock()
 	defer r.specMu.Unlock()
 	if s, ok := r.specs[key]; ok {
@@ -841,6 +892,13 @@ func (r *Runner) spec(image string, warm bool) *container.Config {
 			LabelInstance: cfg.instance,
 			LabelWarm:     strconv.FormatBool(warm),
 		},
+	}
+	if runAs != "" {
+		s.User = "0:0"
+		s.Env = append(s.Env, EnvRunAs+"="+runAs)
+		if n := cfg.agentNproc(); n > 0 {
+			s.Env = append(s.Env, EnvNproc+"="+strconv.FormatInt(n, 10))
+		}
 	}
 	r.specs[key] = s
 	return s

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // newTestRunner returns a Runner on f, closed after the test, which then
@@ -1046,5 +1047,137 @@ func TestErrorMatching(t *testing.T) {
 	want := `docker.container.create: create container from image "x": no such image`
 	if diff := cmp.Diff(want, errors.Unwrap(err).Error()); diff != "" {
 		t.Errorf("Error() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// An image labelled dockerrun.agent.privsep=1 runs as root with the agent's
+// capabilities only, and the agent learns the user to run the code as;
+// other images run as the configured user, as before.
+func TestPrivsep(t *testing.T) {
+	labelled := map[string]string{LabelPrivsep: "1"}
+	type want struct {
+		User            string
+		RunAs, Nproc    string // the values of EnvRunAs and EnvNproc, "" if unset
+		CapAdd, CapDrop []string
+		PidsLimit       int64
+	}
+	tests := []struct {
+		name  string
+		opts  []Option
+		image ocispec.ImageConfig
+		want  want
+	}{
+		{
+			name:  "glot image: as configured",
+			opts:  []Option{WithCapAdd("NET_RAW")},
+			image: ocispec.ImageConfig{User: "glot"},
+			want:  want{User: DefaultUser, CapAdd: []string{"CAP_NET_RAW"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "label not 1",
+			image: ocispec.ImageConfig{Labels: map[string]string{LabelPrivsep: "true"}},
+			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "labelled: root agent, code as the configured user",
+			opts:  []Option{WithCapAdd("NET_RAW")},
+			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
+			want: want{User: "0:0", RunAs: DefaultUser,
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "labelled, no configured user: the image's",
+			opts:  []Option{WithUser("")},
+			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
+			want: want{User: "0:0", RunAs: "glot",
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "labelled, code as root: nothing to separate",
+			opts:  []Option{WithUser("0:0")},
+			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
+			want:  want{User: "0:0", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "labelled, image's user is root",
+			opts:  []Option{WithUser("")},
+			image: ocispec.ImageConfig{Labels: labelled},
+			want:  want{User: "", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "labelled under gVisor: RLIMIT_NPROC inside, the cgroup as a backstop",
+			opts:  []Option{WithRuntime("runsc"), WithPidsLimit(100)},
+			image: ocispec.ImageConfig{Labels: labelled},
+			want: want{User: "0:0", RunAs: DefaultUser, Nproc: "25",
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: 800},
+		},
+		{
+			name:  "glot image under gVisor: as configured",
+			opts:  []Option{WithRuntime("runsc")},
+			image: ocispec.ImageConfig{},
+			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeDocker()
+			f.images["fake/img"] = tt.image
+			r := newTestRunner(t, f, tt.opts...)
+			if _, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "echo"}); err != nil {
+				t.Fatalf("Run() error: %v", err)
+			}
+			cfg, host := f.config("c01")
+			got := want{User: cfg.User, CapAdd: host.CapAdd, CapDrop: host.CapDrop}
+			for _, kv := range cfg.Env {
+				if v, ok := strings.CutPrefix(kv, EnvRunAs+"="); ok {
+					got.RunAs = v
+				}
+				if v, ok := strings.CutPrefix(kv, EnvNproc+"="); ok {
+					got.Nproc = v
+				}
+			}
+			if host.PidsLimit != nil {
+				got.PidsLimit = *host.PidsLimit
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("container configuration mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The image is inspected before every create, so that an image rebuilt
+// under the same name is run the way its label says; an inspect that fails
+// fails the run before anything is created.
+func TestPrivsepInspectsEveryCreate(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f)
+	payload := map[string]any{"mode": "echo"}
+	if _, err := r.Run(context.Background(), "fake/img", payload); err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	f.mu.Lock()
+	f.images["fake/img"] = ocispec.ImageConfig{Labels: map[string]string{LabelPrivsep: "1"}}
+	f.mu.Unlock()
+	if _, err := r.Run(context.Background(), "fake/img", payload); err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	first, _ := f.config("c01")
+	second, _ := f.config("c02")
+	if first.User != DefaultUser || second.User != "0:0" {
+		t.Errorf("users %q then %q: want %q, then %q once the image has the label", first.User, second.User, DefaultUser, "0:0")
+	}
+
+	f.mu.Lock()
+	f.failInspect = errdefs.NotFound(errors.New("No such image: fake/img"))
+	f.mu.Unlock()
+	_, err := r.Run(context.Background(), "fake/img", payload)
+	if ErrorCode(err) != CodeContainerCreate || !strings.Contains(err.Error(), "never pulled") {
+		t.Errorf("Run() error = %v: want %s saying the image is never pulled", err, CodeContainerCreate)
+	}
+	if n := f.count("create"); n != 2 {
+		t.Errorf("%d creates: want 2, none after the failed inspect", n)
 	}
 }

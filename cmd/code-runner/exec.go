@@ -36,6 +36,8 @@ type command struct {
 	maxOutput int64
 	// started, if not nil, gets the time the process was started.
 	started *int64
+	// sb says as whom the script runs and what is stopped after it.
+	sb sandbox
 }
 
 // outcome is what running a command gave.
@@ -84,7 +86,8 @@ const (
 // own process group. The whole
 // group is killed when ctx is done (ctx's cause, if errTimeLimit, is reported
 // as the limit), when the output cap is reached, and in any case once the main
-// process has exited and the pipe grace has passed.
+// process has exited and the pipe grace has passed; then, where the sandbox
+// allows, every other process of the user's code too, whatever its group.
 func runCommand(ctx context.Context, c command) outcome {
 	if ctx.Err() != nil {
 		// Out of time before it could start.
@@ -102,8 +105,9 @@ func runCommand(ctx context.Context, c command) outcome {
 		cmd.Stdin = c.stdin
 		cmd.Stdout = stdout
 		cmd.Stderr = stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.WaitDelay = pipeGrace
+		// As the user, with no capability, when the sandbox says so.
+		c.sb.prepare(cmd)
 	})
 	if err != nil {
 		return outcome{err: fmt.Errorf("start %s: %w", cmd.Path, err)}
@@ -118,6 +122,7 @@ func runCommand(ctx context.Context, c command) outcome {
 	err = cmd.Wait()
 	stop()
 	syscall.Kill(-pgid, syscall.SIGKILL) // children left behind
+	c.sb.sweepProcesses()                // and those that left the group
 
 	out := outcome{stdout: capt.bytes(&capt.stdout), stderr: capt.bytes(&capt.stderr)}
 	var exitErr *exec.ExitError

@@ -23,7 +23,7 @@ func initMain(args []string, stdin, stdout, stderr *os.File) int {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	pid, err := syscall.ForkExec(exe, args, &syscall.ProcAttr{
-		Env:   os.Environ(),
+		Env:   append(os.Environ(), envUnderInit+"=1"),
 		Files: []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd()},
 	})
 	if err != nil {

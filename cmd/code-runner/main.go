@@ -26,7 +26,14 @@
 //
 // When it runs as PID 1, code-runner starts a copy of itself as the agent and
 // stays behind as a minimal init that forwards signals and reaps orphaned
-// processes. See docs/images.md for the whole protocol.
+// processes.
+//
+// Started as root with DOCKERRUN_RUN_AS naming another user, code-runner
+// separates privileges: it stays root (non-dumpable, with the few
+// capabilities the runner left it), writes the files and runs every command
+// as that user, with no capability, so that the user's code can neither
+// reach the agent nor forge its answer. See docs/images.md for the whole
+// protocol and docs/security.md for why this holds.
 package main
 
 import (
@@ -40,7 +47,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == nprocExecArg {
+		os.Exit(nprocExec(os.Args[2:], os.Stderr))
+	}
 	if os.Getpid() == 1 {
+		// Nothing but root may then read PID 1's /proc entries or trace it.
+		setNonDumpable()
 		os.Exit(initMain(os.Args, os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(agentMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
@@ -60,6 +72,11 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		return 2
 	}
 	lim, err := limitsFromEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "code-runner: %v\n", err)
+		return 1
+	}
+	sb, err := sandboxFromEnv(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "code-runner: %v\n", err)
 		return 1
@@ -91,7 +108,7 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		res = Result{Error: err.Error()}
 	} else {
 		tr.Parsed = now()
-		res = run(withTrace(context.Background(), tr), req, workDir, lim, start)
+		res = run(withSandbox(withTrace(context.Background(), tr), sb), req, workDir, lim, start)
 		if req.Trace {
 			tr.Done = now()
 			res.Trace = tr

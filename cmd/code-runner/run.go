@@ -91,6 +91,7 @@ func killMargin(limit time.Duration) time.Duration {
 // req.Runs), and reports the outcome. start is when the request was read; the
 // execution time limit counts from there.
 func run(ctx context.Context, req *protocol.AgentRequest, workDir string, lim limits, start time.Time) Result {
+	sb := sandboxFrom(ctx)
 	tr := traceFrom(ctx)
 	lim = lim.lower(req.Limits)
 	p, err := planFor(&req.Request)
@@ -103,11 +104,11 @@ func run(ctx context.Context, req *protocol.AgentRequest, workDir string, lim li
 		ctx, cancel = context.WithDeadlineCause(ctx, deadline, errTimeLimit)
 		defer cancel()
 	}
-	if err := writeFiles(workDir, req.Files); err != nil {
+	if err := sb.writeFiles(workDir, req.Files); err != nil {
 		return Result{Error: err.Error(), Usage: &protocol.Usage{}}
 	}
 	tr.Files = now()
-	x := &execution{lim: lim, start: start, dir: workDir, env: commandEnv(os.Environ(), workDir), tr: tr}
+	x := &execution{lim: lim, start: start, dir: workDir, env: sb.commandEnv(os.Environ(), workDir), tr: tr, sb: sb}
 	build, ok := x.build(ctx, p.build)
 	if req.Runs == nil {
 		if !ok {
@@ -138,7 +139,8 @@ type execution struct {
 	// used is how many bytes of output the answer holds so far; the output
 	// limit covers the whole answer.
 	used int64
-	tr   *trace // gets the start and exit times of the run command
+	tr   *trace  // gets the start and exit times of the run command
+	sb   sandbox // as whom the commands run, and what is stopped after each
 }
 
 // build runs the build commands, one after the other, and returns their
@@ -152,7 +154,7 @@ func (x *execution) build(ctx context.Context, scripts []string) (Result, bool) 
 	res.Usage = &usage
 	for _, script := range scripts {
 		began := time.Now()
-		out := runCommand(ctx, command{script: script, dir: x.dir, env: x.env, maxOutput: x.room()})
+		out := runCommand(ctx, command{script: script, dir: x.dir, env: x.env, maxOutput: x.room(), sb: x.sb})
 		d := time.Since(began)
 		x.used += int64(len(out.stdout) + len(out.stderr))
 		usage.CPUTime += out.usage.CPUTime
@@ -202,7 +204,7 @@ func (x *execution) run(ctx context.Context, script, stdin string, limit time.Du
 		ctx, cancel = context.WithTimeoutCause(ctx, limit, errTimeLimit)
 		defer cancel()
 	}
-	c := command{script: script, dir: x.dir, env: x.env, maxOutput: x.room(), started: &x.tr.Started}
+	c := command{script: script, dir: x.dir, env: x.env, maxOutput: x.room(), started: &x.tr.Started, sb: x.sb}
 	if stdin != "" {
 		c.stdin = strings.NewReader(stdin)
 	}

@@ -98,39 +98,27 @@ func TestOutput(t *testing.T) {
 			},
 		},
 		{
-			// Writing to PID 1's stdout skips the agent: only the runner's
-			// own cap stops it, and it stops it at once.
+			// Writing to PID 1's stdout would skip the agent; PID 1 runs
+			// as root, non-dumpable, so its descriptors are not the
+			// code's to open.
 			id:   "agent-stdout-flood",
 			code: "with open(\"/proc/1/fd/1\", \"wb\") as f:\n    while True:\n        f.write(b\"x\" * 65536)\n",
 			check: func(t *testing.T, r response) string {
-				expect(t, r, http.StatusBadRequest, "limits.read.size")
-				return "the runner's own cap, before the time limit"
+				return expectDenied(t, r, "/proc/1/fd/1")
 			},
 		},
 		{
-			// The runner answers with the first complete JSON object on the
-			// container's stdout. A forged one is the forger's own answer:
-			// it reaches nobody else and changes nothing else.
 			id:   "fake-result",
 			code: "with open(\"/proc/1/fd/1\", \"w\") as f:\n    f.write('{\"stdout\": \"forged\", \"stderr\": \"\", \"error\": \"\", \"admin\": true}\\n')\nprint(\"real\")\n",
 			check: func(t *testing.T, r response) string {
-				if r.status != http.StatusOK || r.stdout != "forged" || !strings.Contains(string(r.body), `"admin": true`) {
-					t.Fatalf("want the forged object verbatim, got %s", r.detail())
-				}
-				return "the forged object is the run's answer, verbatim; only the forger gets it"
+				return expectDenied(t, r, "/proc/1/fd/1")
 			},
 		},
 		{
-			// The agent's stderr means an agent failure; the message the
-			// client gets carries at most 4 KiB of it.
 			id:   "agent-stderr",
 			code: "with open(\"/proc/1/fd/2\", \"w\") as f:\n    f.write(\"agent panic: forged \" + \"E\" * (256 << 10))\nprint(\"real\")\n",
 			check: func(t *testing.T, r response) string {
-				expect(t, r, http.StatusInternalServerError, "coderunner.stderr")
-				if len(r.message) > 5<<10 || !strings.Contains(r.message, "agent panic: forged") {
-					t.Fatalf("message of %d bytes: want the start of the agent's stderr, at most about 4 KiB", len(r.message))
-				}
-				return fmt.Sprintf("message cut to %d bytes", len(r.message))
+				return expectDenied(t, r, "/proc/1/fd/2")
 			},
 		},
 	}
@@ -156,4 +144,16 @@ func capped(t *testing.T, r response, out string) string {
 		t.Fatalf("answer of %d bytes with %d bytes of output: want at most %d and a good part of it", len(r.body), len(out), outputLimit)
 	}
 	return fmt.Sprintf("%d bytes of output kept, answer %d bytes", len(out), len(r.body))
+}
+
+// expectDenied checks that the program's open of path failed with EACCES
+// and that the answer is the agent's, with the program's traceback in its
+// stderr field, and describes it.
+func expectDenied(t *testing.T, r response, path string) string {
+	t.Helper()
+	expectAgentError(t, r, "Exit code: 1")
+	if !strings.Contains(r.stderr, "PermissionError: [Errno 13] Permission denied: '"+path+"'") || strings.Contains(string(r.body), "forged") {
+		t.Fatalf("want the program's PermissionError for %s in the agent's answer, got %s", path, r.detail())
+	}
+	return "open(" + path + ") EACCES: PID 1 runs as root, non-dumpable; the agent's answer, with the traceback in stderr"
 }

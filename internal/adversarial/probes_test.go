@@ -15,6 +15,10 @@ import (
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
+// agentCapBnd is the bounding set of a container of our images, as
+// /proc/PID/status shows it: CAP_KILL (5), CAP_SETGID (6), CAP_SETUID (7).
+const agentCapBnd = "00000000000000e0"
+
 // probe runs code, which prints one JSON object, and decodes it into v.
 func probe(t *testing.T, tg *target, code string, v any) response {
 	t.Helper()
@@ -128,10 +132,16 @@ out["mount"] = err(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
 out["sethostname"] = err(libc.sethostname(b"x", 1))
 print(json.dumps(out))
 `, &got)
-			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd"} {
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff"} {
 				if got.Status[k] != "0000000000000000" {
 					t.Errorf("%s = %q; want no capabilities", k, got.Status[k])
 				}
+			}
+			// The bounding set is the container's: the agent's KILL,
+			// SETGID and SETUID. With NoNewPrivs set, nothing the code
+			// executes can bring them back.
+			if got.Status["CapBnd"] != agentCapBnd {
+				t.Errorf("CapBnd = %q; want %s, the agent's KILL, SETGID and SETUID only", got.Status["CapBnd"], agentCapBnd)
 			}
 			if v, ok := got.Status["CapAmb"]; ok && v != "0000000000000000" {
 				t.Errorf("CapAmb = %q; want no capabilities", v)
@@ -158,7 +168,7 @@ print(json.dumps(out))
 				}
 				note = fmt.Sprintf("NoNewPrivs 1 by prctl (gVisor's status has no such line), Seccomp %q inside the sandbox (gVisor filters the sentry's own system calls on the host)", got.Status["Seccomp"])
 			}
-			record(t, "probe-privileges", rt, fmt.Sprintf("%v; all capability sets 0; %s; setuid(0) %s, mount %s, sethostname %s, unshare(CLONE_NEWUSER) %s",
+			record(t, "probe-privileges", rt, fmt.Sprintf("%v; effective, permitted, inheritable and ambient sets 0, bounding set the agent's KILL, SETGID, SETUID; %s; setuid(0) %s, mount %s, sethostname %s, unshare(CLONE_NEWUSER) %s",
 				r, note, got.Setuid, got.Mount, got.SetHostname, got.Unshare))
 		})
 

@@ -30,6 +30,23 @@ const (
 	EnvMaxExecutionTime = "DOCKERRUN_MAX_EXECUTION_TIME_MS"
 )
 
+// Privilege separation. An image labelled LabelPrivsep=1 has an agent that,
+// started as root, runs the code as the user named by EnvRunAs; the runner
+// then starts it as root with only the capabilities SETUID, SETGID and KILL.
+const (
+	// LabelPrivsep, set to "1" on an image, says that its agent separates
+	// privileges. dockerrun's images carry it; glot's do not.
+	LabelPrivsep = "dockerrun.agent.privsep"
+	// EnvRunAs names the user (uid[:gid], or a name from the image's
+	// /etc/passwd) that the code runs as.
+	EnvRunAs = "DOCKERRUN_RUN_AS"
+	// EnvNproc, set only with EnvRunAs and under gVisor, is the
+	// RLIMIT_NPROC the agent gives the code: inside a gVisor sandbox it
+	// counts that sandbox's processes alone. Under runc it counts every
+	// process of the host uid, across containers, so it is not set there.
+	EnvNproc = "DOCKERRUN_NPROC"
+)
+
 // MaxRuns is how many entries [Request.Runs] may have.
 const MaxRuns = 100
 
