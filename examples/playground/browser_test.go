@@ -211,15 +211,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("runner errors as sentences", func(t *testing.T) {
-		fake := &fakeRunner{}
-		h, err := newHandler(config{Run: fake.Run, Languages: langs, TimeLimit: browserTimeLimit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(h)
-		defer srv.Close()
-		p.do(t, chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.ID("code")))
-		p.answers = 0
+		fake := p.openFake(t, langs)
 		for _, tt := range []struct {
 			err  *dockerrun.Error
 			want string
@@ -244,19 +236,11 @@ func TestBrowser(t *testing.T) {
 		// The page against a fake runner that answers as dockerrun's agent
 		// does for a request with runs: the build's output at the top, one
 		// entry per test case, each with its usage.
-		fake := &fakeRunner{}
+		fake := p.openFake(t, langs)
 		fake.set(&dockerrun.Result{Raw: json.RawMessage(`{"stdout":"","stderr":"","error":"","duration":2000000,` +
 			`"usage":{"cpu_time":1500000,"memory":3145728},"runs":[` +
 			`{"stdout":"2\n","stderr":"","error":"","duration":1000000,"usage":{"cpu_time":500000,"memory":1048576}},` +
 			`{"stdout":"","stderr":"boom\n","error":"Exit code: 1","duration":1000000,"usage":{"cpu_time":600000,"memory":2097152}}]}`)}, nil)
-		h, err := newHandler(config{Run: fake.Run, Languages: langs, TimeLimit: browserTimeLimit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(h)
-		defer srv.Close()
-		p.do(t, chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.ID("code")))
-		p.answers = 0
 		p.pick(t, "c")
 		p.setValue(t, "stdin-1", "1")
 		p.do(t, chromedp.Click(chromedp.ID("add-case")), chromedp.SendKeys(chromedp.ID("stdin-2"), "x"))
@@ -377,8 +361,31 @@ func openPage(t *testing.T, bin, url string) *page {
 	if err := chromedp.Listen(ctx, p.listen); err != nil {
 		t.Fatal(err)
 	}
-	p.do(t, chromedp.EmulateViewport(1280, 860), chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("code")))
+	p.do(t, chromedp.EmulateViewport(1280, 860))
+	p.open(t, url)
 	return p
+}
+
+// open loads the page from url.
+func (p *page) open(t *testing.T, url string) {
+	t.Helper()
+	p.do(t, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("code")))
+	p.answers = 0
+}
+
+// openFake loads the page from a playground, offering langs, whose runs a
+// fake runner answers; it stops when the test ends.
+func (p *page) openFake(t *testing.T, langs []language) *fakeRunner {
+	t.Helper()
+	fake := &fakeRunner{}
+	h, err := newHandler(config{Run: fake.Run, Languages: langs, TimeLimit: browserTimeLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	p.open(t, srv.URL)
+	return fake
 }
 
 // listen keeps the page's uncaught exceptions.
@@ -413,40 +420,35 @@ func (p *page) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// eval returns the string that expression evaluates to.
-func (p *page) eval(t *testing.T, expression string) string {
+// get runs an action that reads a string, with a bound on its time.
+func (p *page) get(t *testing.T, what string, action chromedp.Action[string]) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expression))
+	s, err := chromedp.Run(ctx, action)
 	if err != nil {
-		t.Fatalf("%s: %v", expression, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	return s
+}
+
+// eval returns the string that expression evaluates to.
+func (p *page) eval(t *testing.T, expression string) string {
+	t.Helper()
+	return p.get(t, expression, chromedp.Evaluate[string](expression))
 }
 
 // text returns the text that a person sees in the first element that
 // matches the CSS selector sel.
 func (p *page) text(t *testing.T, sel string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
+	return p.get(t, "text of "+sel, chromedp.Text(chromedp.CSS(sel)))
 }
 
+// value returns the value of the form element with the id.
 func (p *page) value(t *testing.T, id string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID(id)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return p.get(t, "value of #"+id, chromedp.Value(chromedp.ID(id)))
 }
 
 // setValue sets the value of the element with the id as typing would: the
