@@ -100,6 +100,16 @@ func checkSeccompProfile(profile string) error {
 		// rules for no profile at all.
 		return fmt.Errorf("no defaultAction: want one such as SCMP_ACT_ERRNO")
 	}
+	// What the daemon refuses at every create, found now rather than at
+	// every run.
+	if len(p.Architectures) > 0 && len(p.ArchMap) > 0 {
+		return fmt.Errorf("both architectures and archMap: want one")
+	}
+	for i, r := range p.Syscalls {
+		if r == nil || (r.Name == "") == (len(r.Names) == 0) {
+			return fmt.Errorf("syscalls[%d]: want either name or names", i)
+		}
+	}
 	return nil
 }
 

@@ -86,6 +86,9 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		{"seccomp not an object", []Option{WithSeccompProfile(`["SCMP_ACT_ERRNO"]`)}, []string{"seccomp profile"}},
 		{"seccomp two objects", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO"} {}`)}, []string{"seccomp profile"}},
 		{"seccomp without a default action", []Option{WithSeccompProfile(`{"syscalls":[]}`)}, []string{"seccomp profile"}},
+		{"seccomp with architectures and archMap", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}`)}, []string{"seccomp profile"}},
+		{"seccomp rule with name and names", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"name":"read","names":["write"],"action":"SCMP_ACT_ALLOW"}]}`)}, []string{"seccomp profile"}},
+		{"seccomp rule without a name", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"action":"SCMP_ACT_ALLOW"}]}`)}, []string{"seccomp profile"}},
 		{"seccomp with a bad kernel version", []Option{WithSeccompProfile(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["ptrace"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"four"}}]}`)}, []string{"seccomp profile"}},
 		{
 			name: "several bad options reported together",
