@@ -64,6 +64,10 @@ const (
 	CodeContainerCreate Code = "docker.container.create"
 	// CodeContainerStart: the daemon could not start the container.
 	CodeContainerStart Code = "docker.container.start"
+	// CodeContainerRemove: the daemon did not remove a container, or
+	// [Runner.Close] gave up waiting for removals before they ended. The
+	// container is left behind for [Runner.Reap].
+	CodeContainerRemove Code = "docker.container.remove"
 	// CodeContainerAttach: attaching to the container's streams failed.
 	CodeContainerAttach Code = "docker.container.attach"
 	// CodePayloadSerialize: the payload is not one JSON object.
@@ -148,6 +152,7 @@ var (
 	ErrContainerCreate  = &Error{Code: CodeContainerCreate}
 	ErrContainerStart   = &Error{Code: CodeContainerStart}
 	ErrContainerAttach  = &Error{Code: CodeContainerAttach}
+	ErrContainerRemove  = &Error{Code: CodeContainerRemove}
 	ErrPayloadSerialize = &Error{Code: CodePayloadSerialize}
 	ErrStreamRead       = &Error{Code: CodeStreamRead}
 	ErrExecutionTime    = &Error{Code: CodeExecutionTime}

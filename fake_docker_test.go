@@ -44,6 +44,7 @@ type fakeDocker struct {
 	failAttach error
 	failStart  error
 	failList   error
+	failRemove error // set with f.mu held
 	// programs overrides the container program for an image.
 	programs map[string]fakeProgram
 	// images are the images' configurations, by name, for ImageInspect;
@@ -180,6 +181,8 @@ func (f *fakeDocker) ContainerStart(ctx context.Context, id string, _ container.
 		return notFound(id)
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case f.failRemove != nil:
+		return f.failRemove
 	case f.failStart != nil:
 		return f.failStart
 	case c.started:
@@ -230,6 +233,8 @@ func (f *fakeDocker) ContainerKill(ctx context.Context, id, signal string) error
 		return notFound(id)
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case f.failRemove != nil:
+		return f.failRemove
 	case signal != "KILL":
 		f.violations = append(f.violations, fmt.Sprintf("%s: kill with %s: want KILL", id, signal))
 	case !c.state.Running:
@@ -249,6 +254,8 @@ func (f *fakeDocker) ContainerRemove(ctx context.Context, id string, opts contai
 		return notFound(id)
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case f.failRemove != nil:
+		return f.failRemove
 	case c.state.Running && !opts.Force:
 		return errdefs.Conflict(fmt.Errorf("container %s is running: stop it or use force", id))
 	case c.state.Running:

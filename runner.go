@@ -95,9 +95,7 @@ func New(opts ...Option) (*Runner, error) {
 	}
 	if cfg.instance == "" {
 		var b [6]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("instance id: %w", err)
-		}
+		rand.Read(b[:]) // never fails: crypto/rand crashes the program instead
 		cfg.instance = hex.EncodeToString(b[:])
 	}
 	r := &Runner{
@@ -171,7 +169,7 @@ func (r *Runner) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
 	defer cancel()
 	if _, err := r.docker.Ping(ctx); err != nil {
-		return errorf(CodeDockerUnixSocket, err, "the Docker daemon does not answer: check that it runs and that DOCKER_HOST or the socket path is right")
+		return r.dockerError(ctx, CodeDockerUnixSocket, err, "the Docker daemon does not answer: check that it runs and that DOCKER_HOST or the socket path is right")
 	}
 	return nil
 }
@@ -182,7 +180,7 @@ func (r *Runner) Version(ctx context.Context) (types.Version, error) {
 	defer cancel()
 	v, err := r.docker.ServerVersion(ctx)
 	if err != nil {
-		return v, errorf(CodeDockerUnixSocket, err, "docker version")
+		return v, r.dockerError(ctx, CodeDockerUnixSocket, err, "the Docker daemon did not answer GET /version")
 	}
 	return v, nil
 }
@@ -215,7 +213,7 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 	defer r.active.Add(-1)
 	r.startPool()
 	if err := checkImageName(image); err != nil {
-		return nil, errorf(CodeImageNotAllowed, err, "invalid image")
+		return nil, &Error{Code: CodeImageNotAllowed, Message: err.Error()}
 	}
 	if !r.cfg.imageAllowed(image) {
 		return nil, errorf(CodeImageNotAllowed, nil, "image %q is not on the allow-list", image)
@@ -430,8 +428,10 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory in
 	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
 	host.Memory, host.MemorySwap = memory, memory // no swap
 	resp, err := r.docker.ContainerCreate(cctx, &spec, &host, nil, nil, "")
-	if err != nil {
-		return nil, r.dockerError(cctx, CodeContainerCreate, err, "create container from image %q (is the image on the daemon? it is never pulled)", image)
+	if errdefs.IsNotFound(err) {
+		return nil, errorf(CodeContainerCreate, err, "no image %q on the daemon: build or load it there (images are never pulled)", image)
+	} else if err != nil {
+		return nil, r.dockerError(cctx, CodeContainerCreate, err, "create container from image %q", image)
 	}
 	c := &box{id: resp.ID, image: image, warm: warm, memory: memory}
 	r.live.Store(c.id, struct{}{})
@@ -536,7 +536,7 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte, lim runLimits) (
 		}
 		res, err := decodeResult(d.result())
 		if err != nil {
-			return nil, errorf(CodeStdoutDecode, err, "the container's answer is not a valid result object")
+			return nil, errorf(CodeStdoutDecode, nil, "the container's answer is not a valid result object: %v", err)
 		}
 		res.Duration, res.Warm = elapsed, c.warm
 		res.Timing.Answered = answered
@@ -789,7 +789,7 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 		r.cfg.observer.ContainersReaped(n)
 	}
 	if len(errs) > 0 {
-		return n, errorf(CodeDockerUnixSocket, errors.Join(errs...), "remove leftover containers")
+		return n, errorf(CodeContainerRemove, errors.Join(errs...), "%d leftover containers of owner %s were not removed (%d were); the next Reap tries again", len(errs), r.cfg.owner, n)
 	}
 	return n, nil
 }
@@ -817,10 +817,12 @@ func (r *Runner) Close(ctx context.Context) error {
 	select {
 	case <-waited:
 	case <-ctx.Done():
-		return fmt.Errorf("close runner: containers still being removed: %w", context.Cause(ctx))
+		return errorf(CodeContainerRemove, context.Cause(ctx), "close: gave up waiting for runs to end and containers to be removed")
 	}
 	if r.ownClient != nil {
-		return r.ownClient.Close()
+		if err := r.ownClient.Close(); err != nil {
+			return errorf(CodeDockerUnixSocket, err, "close the Docker client")
+		}
 	}
 	return nil
 }

@@ -620,8 +620,8 @@ func TestCloseGivesUpWithItsContext(t *testing.T) {
 	waitRunning(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if err := r.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Close() error = %v, want %v", err, context.DeadlineExceeded)
+	if err := r.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrContainerRemove) {
+		t.Errorf("Close() error = %v, want %s wrapping %v", err, CodeContainerRemove, context.DeadlineExceeded)
 	}
 	// The cleanup's Close waits for the rest.
 }
@@ -678,6 +678,26 @@ func TestReapListFails(t *testing.T) {
 	n, err := r.Reap(context.Background())
 	if n != 0 || !errors.Is(err, ErrDockerUnixSocket) {
 		t.Errorf("Reap() = %d, %v; want 0, %s", n, err, CodeDockerUnixSocket)
+	}
+}
+
+func TestReapRemoveFails(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	r := newTestRunner(t, f, WithOwner("svc"))
+	dead := f.seed(map[string]string{LabelOwner: "svc", LabelInstance: "dead"}, true)
+	f.mu.Lock()
+	f.failRemove = errdefs.System(errors.New("device or resource busy"))
+	f.mu.Unlock()
+	n, err := r.Reap(context.Background())
+	if n != 0 || !errors.Is(err, ErrContainerRemove) {
+		t.Errorf("Reap() = %d, %v; want 0, %s", n, err, CodeContainerRemove)
+	}
+	f.mu.Lock()
+	f.failRemove = nil
+	f.mu.Unlock()
+	if n, err := r.Reap(context.Background()); n != 1 || err != nil || f.exists(dead) {
+		t.Errorf("second Reap() = %d, %v; want 1, nil and the container gone", n, err)
 	}
 }
 
@@ -969,8 +989,11 @@ func TestPingAndVersion(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := r.Ping(ctx); !errors.Is(err, ErrDockerUnixSocket) {
-		t.Errorf("Ping(canceled) error = %v, want %s", err, CodeDockerUnixSocket)
+	if err := r.Ping(ctx); !errors.Is(err, ErrCanceled) {
+		t.Errorf("Ping(canceled) error = %v, want %s", err, CodeCanceled)
+	}
+	if _, err := r.Version(ctx); !errors.Is(err, ErrCanceled) {
+		t.Errorf("Version(canceled) error = %v, want %s", err, CodeCanceled)
 	}
 }
 
