@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/dockerrun/dockerrun"
 )
@@ -16,21 +15,47 @@ const (
 	CodeRequestTooLarge  = "request.too_large"
 	CodeNotFound         = "route.not_found"
 	CodeMethodNotAllowed = "route.method_not_allowed"
+	CodeUnhealthy        = "unhealthy"
+	CodeNotReady         = "not_ready"
 	CodeInternal         = "internal"
 )
 
-// Error is an API error: a status, a stable code and a message.
+// Error is an API error: a stable code and a message for the client. Its
+// HTTP status is the code's in the one table ([StatusOf]).
 type Error struct {
-	Status  int
 	Code    string
 	Message string
+	// Err is the cause, for the server's log; clients never see it.
+	Err error
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string {
+	s := e.Code + ": " + e.Message
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
 
-// statuses maps the runner's codes to HTTP statuses. The 400s and 500s are
-// docker-run's; a code missing here is a 500.
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Status returns the HTTP status of the error's code.
+func (e *Error) Status() int { return StatusOf(dockerrun.Code(e.Code)) }
+
+// statuses maps every code to its HTTP status. The 400s and 500s of the
+// runner's codes are docker-run's; a code missing here is a 500.
 var statuses = map[dockerrun.Code]int{
+	CodeAccessToken:      http.StatusUnauthorized,
+	CodeRequestParse:     http.StatusBadRequest,
+	CodeRequestInvalid:   http.StatusBadRequest,
+	CodeRequestTooLarge:  http.StatusRequestEntityTooLarge,
+	CodeNotFound:         http.StatusNotFound,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeUnhealthy:        http.StatusServiceUnavailable,
+	CodeNotReady:         http.StatusServiceUnavailable,
+	CodeInternal:         http.StatusInternalServerError,
+
 	dockerrun.CodeContainerCreate:  http.StatusBadRequest,
 	dockerrun.CodePayloadSerialize: http.StatusBadRequest,
 	dockerrun.CodeExecutionTime:    http.StatusBadRequest,
@@ -41,6 +66,7 @@ var statuses = map[dockerrun.Code]int{
 	dockerrun.CodeDockerUnixSocket: http.StatusInternalServerError,
 	dockerrun.CodeContainerStart:   http.StatusInternalServerError,
 	dockerrun.CodeContainerAttach:  http.StatusInternalServerError,
+	dockerrun.CodeContainerRemove:  http.StatusInternalServerError,
 	dockerrun.CodeStreamRead:       http.StatusInternalServerError,
 	dockerrun.CodeStdin:            http.StatusInternalServerError,
 	dockerrun.CodeAgentStderr:      http.StatusInternalServerError,
@@ -51,7 +77,8 @@ var statuses = map[dockerrun.Code]int{
 	dockerrun.CodeInvalidConfig:    http.StatusInternalServerError,
 }
 
-// StatusOf returns the HTTP status of a runner error code.
+// StatusOf returns the HTTP status of an error code, the runner's or the
+// HTTP layer's.
 func StatusOf(code dockerrun.Code) int {
 	if s, ok := statuses[code]; ok {
 		return s
@@ -60,8 +87,9 @@ func StatusOf(code dockerrun.Code) int {
 }
 
 // AsError turns any error into an API error: an [*Error] as it is, a
-// [*dockerrun.Error] with its code and the status of [StatusOf], anything
-// else an internal error.
+// [*dockerrun.Error] with its code and message (its cause, which may hold
+// the Docker daemon's own words, stays in Err for the log), anything else
+// an internal error whose text only the log sees.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -69,7 +97,11 @@ func AsError(err error) *Error {
 	}
 	var re *dockerrun.Error
 	if errors.As(err, &re) {
-		return &Error{Status: StatusOf(re.Code), Code: string(re.Code), Message: strings.TrimPrefix(re.Error(), string(re.Code)+": ")}
+		msg := re.Message
+		if msg == "" {
+			msg = string(re.Code)
+		}
+		return &Error{Code: string(re.Code), Message: msg, Err: err}
 	}
-	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: err.Error()}
+	return &Error{Code: CodeInternal, Message: "internal error: the server's log has the details", Err: err}
 }

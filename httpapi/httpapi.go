@@ -122,7 +122,7 @@ func New(cfg Config) (http.Handler, error) {
 		mux.HandleFunc(path, a.methodNotAllowed(allow))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: see api_docs for GET /, GET /version and POST /run"})
+		a.fail(w, r, &Error{Code: CodeNotFound, Message: "no such route: see api_docs for GET /, GET /version and POST /run"})
 	})
 	return a.logged(mux), nil
 }
@@ -131,7 +131,7 @@ func New(cfg Config) (http.Handler, error) {
 func (a *api) methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		a.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow)})
+		a.fail(w, r, &Error{Code: CodeMethodNotAllowed, Message: fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.Path, allow)})
 	}
 }
 
@@ -140,7 +140,7 @@ func (a *api) authorized(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		got := sha256.Sum256([]byte(r.Header.Get(Header)))
 		if r.Header.Get(Header) == "" || subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
-			a.fail(w, r, &Error{Status: http.StatusUnauthorized, Code: CodeAccessToken, Message: "Missing or wrong access token"})
+			a.fail(w, r, &Error{Code: CodeAccessToken, Message: "Missing or wrong access token"})
 			return
 		}
 		next(w, r)
@@ -152,24 +152,27 @@ func (a *api) root(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
-	a.probe(w, r, a.cfg.Runner.Ping)
+	a.probe(w, r, CodeUnhealthy, a.cfg.Runner.Ping)
 }
 
 // readyz answers whether a run can be taken now: load balancers send runs
 // only to servers that answer 200.
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
-	a.probe(w, r, a.cfg.Runner.Ready)
+	a.probe(w, r, CodeNotReady, a.cfg.Runner.Ready)
 }
 
-// probe answers 200 {"status":"ok"} when check passes, else 503 with the
-// check's error code and message.
-func (a *api) probe(w http.ResponseWriter, r *http.Request, check func(context.Context) error) {
+// probe answers 200 {"status":"ok"} when check passes, else code (a 503)
+// with the check's error code and message as the message.
+func (a *api) probe(w http.ResponseWriter, r *http.Request, code string, check func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := check(ctx); err != nil {
-		e := *AsError(err)
-		e.Status = http.StatusServiceUnavailable
-		a.fail(w, r, &e)
+		cause := AsError(err)
+		msg := cause.Code
+		if cause.Message != cause.Code {
+			msg += ": " + cause.Message
+		}
+		a.fail(w, r, &Error{Code: code, Message: msg, Err: err})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -206,7 +209,7 @@ func (a *api) run(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	setOutcome(r, "", res.Warm)
+	setOutcome(r, nil, res.Warm)
 	w.Header().Set("Server-Timing", serverTiming(start, res.Timing, time.Now()))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -222,7 +225,7 @@ func (a *api) decodeRun(w http.ResponseWriter, r *http.Request) (string, json.Ra
 	}
 	limits, err := protocol.DecodeLimits(rawLimits)
 	if err != nil {
-		return "", nil, dockerrun.Limits{}, &Error{Status: http.StatusBadRequest, Code: string(dockerrun.CodeRequestLimits),
+		return "", nil, dockerrun.Limits{}, &Error{Code: string(dockerrun.CodeRequestLimits),
 			Message: `"limits" must be {"execution_time": seconds, "output_size": bytes, "memory": bytes}, each optional: ` + err.Error()}
 	}
 	return image, payload, limits, nil
@@ -235,22 +238,22 @@ func (a *api) decodeRunBody(w http.ResponseWriter, r *http.Request) (string, jso
 		return "", nil, nil, err
 	}
 	if depth := jsonDepth(body); depth > a.cfg.MaxJSONDepth {
-		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: fmt.Sprintf("request body nests %d levels deep: at most %d are allowed", depth, a.cfg.MaxJSONDepth)}
+		return "", nil, nil, &Error{Code: CodeRequestInvalid, Message: fmt.Sprintf("request body nests %d levels deep: at most %d are allowed", depth, a.cfg.MaxJSONDepth)}
 	}
 	var req runRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
-		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body is not a JSON object {\"image\": string, \"payload\": object}: " + err.Error()}
+		return "", nil, nil, &Error{Code: CodeRequestParse, Message: "request body is not a JSON object {\"image\": string, \"payload\": object}: " + err.Error()}
 	}
 	// dec.More would miss a trailing '}' or ']': anything but space is an error.
 	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "request body holds more than one JSON value"}
+		return "", nil, nil, &Error{Code: CodeRequestParse, Message: "request body holds more than one JSON value"}
 	}
 	switch {
 	case req.Image == nil || *req.Image == "":
-		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: `"image" is missing: name a local image, e.g. "dockerrun/python:latest"`}
+		return "", nil, nil, &Error{Code: CodeRequestInvalid, Message: `"image" is missing: name a local image, e.g. "dockerrun/python:latest"`}
 	case len(req.Payload) == 0 || req.Payload[0] != '{':
-		return "", nil, nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestInvalid, Message: `"payload" must be a JSON object, e.g. {"language": "python", "files": [...]}`}
+		return "", nil, nil, &Error{Code: CodeRequestInvalid, Message: `"payload" must be a JSON object, e.g. {"language": "python", "files": [...]}`}
 	}
 	return *req.Image, req.Payload, req.Limits, nil
 }
@@ -262,9 +265,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeRequestTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
+		return nil, &Error{Code: CodeRequestTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
 	case err != nil:
-		return nil, &Error{Status: http.StatusBadRequest, Code: CodeRequestParse, Message: "read request body: " + err.Error()}
+		return nil, &Error{Code: CodeRequestParse, Message: "read request body: " + err.Error()}
 	}
 	return buf.Bytes(), nil
 }
@@ -304,12 +307,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// fail writes err as {"error": CODE, "message": TEXT} with its status.
+// fail writes err as [WriteError] does, with a Retry-After header on a 503.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := AsError(err)
-	setOutcome(r, e.Code, false)
-	if e.Status == http.StatusServiceUnavailable {
+	setOutcome(r, e, false)
+	if e.Status() == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(a.cfg.RetryAfter, time.Second)/time.Second)))
 	}
-	writeJSON(w, e.Status, map[string]string{"error": e.Code, "message": e.Message})
+	WriteError(w, e)
+}
+
+// WriteError writes err, made an API error by [AsError], as the body
+// {"error": CODE, "message": TEXT} with the code's status, and returns the
+// API error, whose cause the caller may log.
+func WriteError(w http.ResponseWriter, err error) *Error {
+	e := AsError(err)
+	writeJSON(w, e.Status(), map[string]string{"error": e.Code, "message": e.Message})
+	return e
 }

@@ -190,19 +190,20 @@ func TestProbes(t *testing.T) {
 	t.Parallel()
 	daemonAway := &dockerrun.Error{Code: dockerrun.CodeDockerUnixSocket, Message: "no daemon"}
 	tests := []struct {
-		name       string
-		path       string
-		err        error
-		wantStatus int
-		wantCode   string
+		name        string
+		path        string
+		err         error
+		wantStatus  int
+		wantCode    string
+		wantMessage string
 	}{
 		{name: "healthz: daemon answers", path: "/healthz", wantStatus: http.StatusOK},
-		{name: "healthz: daemon away", path: "/healthz", err: daemonAway, wantStatus: http.StatusServiceUnavailable, wantCode: "docker.unixsocket"},
-		{name: "healthz: other error", path: "/healthz", err: errors.New("boom"), wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeInternal},
+		{name: "healthz: daemon away", path: "/healthz", err: daemonAway, wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeUnhealthy, wantMessage: "docker.unixsocket: no daemon"},
+		{name: "healthz: other error", path: "/healthz", err: errors.New("boom"), wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeUnhealthy, wantMessage: "internal: internal error: the server's log has the details"},
 		{name: "readyz: ready", path: "/readyz", wantStatus: http.StatusOK},
-		{name: "readyz: daemon away", path: "/readyz", err: daemonAway, wantStatus: http.StatusServiceUnavailable, wantCode: "docker.unixsocket"},
-		{name: "readyz: queue full", path: "/readyz", err: &dockerrun.Error{Code: dockerrun.CodeBusy, Message: "all 8 places are taken"}, wantStatus: http.StatusServiceUnavailable, wantCode: "runner.busy"},
-		{name: "readyz: closed", path: "/readyz", err: &dockerrun.Error{Code: dockerrun.CodeClosed}, wantStatus: http.StatusServiceUnavailable, wantCode: "runner.closed"},
+		{name: "readyz: daemon away", path: "/readyz", err: daemonAway, wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeNotReady, wantMessage: "docker.unixsocket: no daemon"},
+		{name: "readyz: queue full", path: "/readyz", err: &dockerrun.Error{Code: dockerrun.CodeBusy, Message: "all 8 places are taken"}, wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeNotReady, wantMessage: "runner.busy: all 8 places are taken"},
+		{name: "readyz: closed", path: "/readyz", err: &dockerrun.Error{Code: dockerrun.CodeClosed}, wantStatus: http.StatusServiceUnavailable, wantCode: httpapi.CodeNotReady, wantMessage: "runner.closed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,6 +234,11 @@ func TestProbes(t *testing.T) {
 			}
 			if diff := cmp.Diff(reply{tt.wantStatus, tt.wantCode}, errorReply(t, rec)); diff != "" {
 				t.Errorf("GET %s mismatch (-want +got):\n%s", tt.path, diff)
+			}
+			var body struct{ Message string }
+			json.Unmarshal(rec.Body.Bytes(), &body)
+			if body.Message != tt.wantMessage {
+				t.Errorf("GET %s message = %q, want %q", tt.path, body.Message, tt.wantMessage)
 			}
 			if rec.Header().Get("Retry-After") == "" {
 				t.Errorf("GET %s 503 has no Retry-After header", tt.path)
@@ -602,7 +608,7 @@ func TestRunErrors(t *testing.T) {
 		{err: &dockerrun.Error{Code: dockerrun.CodeMemory, Message: "m"}, want: reply{400, "limits.memory"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeImageNotAllowed, Message: "m"}, want: reply{400, "image.not_allowed"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeRequestLimits, Message: "m"}, want: reply{400, "request.limits"}, wantMessage: "m"},
-		{err: &dockerrun.Error{Code: dockerrun.CodeDockerUnixSocket, Message: "m", Err: errors.New("dial unix: refused")}, want: reply{500, "docker.unixsocket"}, wantMessage: "m: dial unix: refused"},
+		{err: &dockerrun.Error{Code: dockerrun.CodeDockerUnixSocket, Message: "m", Err: errors.New("dial unix: refused")}, want: reply{500, "docker.unixsocket"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeContainerStart, Message: "m"}, want: reply{500, "docker.container.start"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeContainerAttach, Message: "m"}, want: reply{500, "docker.container.attach"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: dockerrun.CodeStreamRead, Message: "m"}, want: reply{500, "docker.container.stream.read"}, wantMessage: "m"},
@@ -615,7 +621,7 @@ func TestRunErrors(t *testing.T) {
 		{err: &dockerrun.Error{Code: dockerrun.CodeCanceled, Message: "m"}, want: reply{499, "run.canceled"}, wantMessage: "m"},
 		{err: &dockerrun.Error{Code: "some.future.code", Message: "m"}, want: reply{500, "some.future.code"}, wantMessage: "m"},
 		{err: fmt.Errorf("wrapped: %w", &dockerrun.Error{Code: dockerrun.CodeExecutionTime, Message: "m"}), want: reply{400, "limits.execution_time"}, wantMessage: "m"},
-		{err: errors.New("disk on fire"), want: reply{500, httpapi.CodeInternal}, wantMessage: "disk on fire"},
+		{err: errors.New("disk on fire"), want: reply{500, httpapi.CodeInternal}, wantMessage: "internal error: the server's log has the details"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want.Code, func(t *testing.T) {
@@ -675,6 +681,7 @@ type logLine struct {
 	Path   string
 	Status int
 	Code   string
+	Error  string
 }
 
 func TestRequestLog(t *testing.T) {
@@ -687,7 +694,7 @@ func TestRequestLog(t *testing.T) {
 		run: func(_ context.Context, _ string, payload any) (*dockerrun.Result, error) {
 			time.Sleep(sleep)
 			if strings.Contains(string(payload.(json.RawMessage)), "fail") {
-				return nil, &dockerrun.Error{Code: dockerrun.CodeStdoutDecode, Message: "bad answer"}
+				return nil, &dockerrun.Error{Code: dockerrun.CodeStdoutDecode, Message: "bad answer", Err: errors.New("the daemon's words")}
 			}
 			return &dockerrun.Result{Raw: json.RawMessage(`{"stdout":"` + secret + `","stderr":"","error":""}`)}, nil
 		},
@@ -712,7 +719,7 @@ func TestRequestLog(t *testing.T) {
 		{
 			name: "run fails", method: "POST", path: "/run", tok: token,
 			body:        `{"image":"a","payload":{"code":"fail ` + secret + `"}}`,
-			want:        logLine{Level: "ERROR", Msg: "request", Method: "POST", Path: "/run", Status: 500, Code: "coderunner.stdout.decode"},
+			want:        logLine{Level: "ERROR", Msg: "request", Method: "POST", Path: "/run", Status: 500, Code: "coderunner.stdout.decode", Error: "coderunner.stdout.decode: bad answer: the daemon's words"},
 			minDuration: sleep,
 		},
 		{

@@ -9,16 +9,16 @@ import (
 
 // outcome is what a handler tells the request log about its request.
 type outcome struct {
-	code string
+	err  *Error
 	warm bool
 }
 
 type outcomeKey struct{}
 
-// setOutcome records the error code (empty on success) for the log line.
-func setOutcome(r *http.Request, code string, warm bool) {
+// setOutcome records the error (nil on success) for the log line.
+func setOutcome(r *http.Request, err *Error, warm bool) {
 	if o, ok := r.Context().Value(outcomeKey{}).(*outcome); ok {
-		o.code, o.warm = code, warm
+		o.err, o.warm = err, warm
 	}
 }
 
@@ -41,8 +41,8 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// logged writes one line per request: method, path, status, code and
-// duration. Never the body or the token.
+// logged writes one line per request: method, path, status, code,
+// duration and, for a server error, its cause. Never the body or the token.
 func (a *api) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -60,8 +60,13 @@ func (a *api) logged(next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
 		}
-		if o.code != "" {
-			attrs = append(attrs, slog.String("code", o.code))
+		if o.err != nil {
+			attrs = append(attrs, slog.String("code", o.err.Code))
+			// The cause is for the operator: a server error's, which
+			// the client's message leaves out, is logged.
+			if o.err.Err != nil && rec.status >= 500 {
+				attrs = append(attrs, slog.String("error", o.err.Err.Error()))
+			}
 		}
 		if r.URL.Path == "/run" && rec.status == http.StatusOK {
 			attrs = append(attrs, slog.Bool("warm", o.warm))

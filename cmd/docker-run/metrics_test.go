@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/httpapi"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
 
@@ -130,8 +131,8 @@ func TestServerMetrics(t *testing.T) {
 	}()
 	waitSample(t, metricsAddr, "dockerrun_runs_in_flight", 1)
 	status, body, _ := s.Do(ctx, http.MethodGet, "/readyz", nil)
-	if got := errorOf(t, answer{status, body}); got != (apiError{http.StatusServiceUnavailable, string(dockerrun.CodeBusy)}) {
-		t.Errorf("GET /readyz with every place taken = %+v, want 503 %s", got, dockerrun.CodeBusy)
+	if got := errorOf(t, answer{status, body}); got != (apiError{http.StatusServiceUnavailable, httpapi.CodeNotReady}) || !strings.Contains(string(body), string(dockerrun.CodeBusy)) {
+		t.Errorf("GET /readyz with every place taken = %+v %s, want 503 %s for %s", got, body, httpapi.CodeNotReady, dockerrun.CodeBusy)
 	}
 	if err := <-slow; err != nil {
 		t.Fatalf("POST /run of a program past the limit: want 200 with the agent's limit error, got %v", err)

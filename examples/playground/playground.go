@@ -148,7 +148,7 @@ func (p *playground) index(w http.ResponseWriter, r *http.Request) {
 		TimeLimit time.Duration
 	}{p.cfg.Languages, p.cfg.TimeLimit})
 	if err != nil {
-		writeError(w, err)
+		httpapi.WriteError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -161,9 +161,8 @@ func (p *playground) run(w http.ResponseWriter, r *http.Request) {
 	lang, res, err := p.runPayload(w, r)
 	code, status := "", http.StatusOK
 	if err != nil {
-		e := httpapi.AsError(err)
-		code, status = e.Code, e.Status
-		writeError(w, e)
+		e := httpapi.WriteError(w, err)
+		code, status = e.Code, e.Status()
 	} else {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(res.Raw)
@@ -176,16 +175,16 @@ func (p *playground) run(w http.ResponseWriter, r *http.Request) {
 func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string, *dockerrun.Result, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-		return "", nil, &httpapi.Error{Status: http.StatusRequestEntityTooLarge, Code: httpapi.CodeRequestTooLarge,
+		return "", nil, &httpapi.Error{Code: httpapi.CodeRequestTooLarge,
 			Message: fmt.Sprintf("the request is larger than %d KiB: make the program or its input smaller", maxBodyBytes>>10)}
 	} else if err != nil {
-		return "", nil, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeRequestParse, Message: "read request: " + err.Error()}
+		return "", nil, &httpapi.Error{Code: httpapi.CodeRequestParse, Message: "read request: " + err.Error()}
 	}
 	// The typed request passes on the fields of the protocol and nothing
 	// else, whatever the body holds.
 	var req dockerrun.Request
 	if err := json.Unmarshal(body, &req); err != nil {
-		return "", nil, &httpapi.Error{Status: http.StatusBadRequest, Code: httpapi.CodeRequestParse,
+		return "", nil, &httpapi.Error{Code: httpapi.CodeRequestParse,
 			Message: `the request is not a JSON object {"language": ..., "files": [...]}: ` + err.Error()}
 	}
 	lang, ok := p.byName[req.Language]
@@ -199,13 +198,4 @@ func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string,
 	}
 	res, err := p.cfg.Run(r.Context(), lang.Image, &req)
 	return lang.Name, res, err
-}
-
-// writeError writes err as the server does: {"error": CODE, "message":
-// TEXT} with the status of httpapi's one table.
-func writeError(w http.ResponseWriter, err error) {
-	e := httpapi.AsError(err)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(map[string]string{"error": e.Code, "message": e.Message})
 }
