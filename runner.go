@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -412,21 +413,10 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory in
 	// caller's cancellation is checked as soon as it returns.
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.dockerTimeout)
 	defer ccancel()
-	runAs, err := r.privsep(cctx, image)
+	spec, host, err := r.containerSpec(cctx, image, warm, memory)
 	if err != nil {
 		return nil, r.dockerError(cctx, CodeContainerCreate, err, "inspect image %q (is the image on the daemon? it is never pulled)", image)
 	}
-	// The Docker client edits the configurations it is given: pass copies.
-	spec, host := *r.spec(image, warm, runAs), r.host
-	if runAs != "" {
-		host.CapAdd, host.CapDrop = agentCaps, []string{"ALL"}
-		if r.cfg.agentNproc() > 0 {
-			pids := r.cfg.pidsLimit * runscPidsFactor
-			host.PidsLimit = &pids
-		}
-	}
-	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
-	host.Memory, host.MemorySwap = memory, memory // no swap
 	resp, err := r.docker.ContainerCreate(cctx, &spec, &host, nil, nil, "")
 	if errdefs.IsNotFound(err) {
 		return nil, errorf(CodeContainerCreate, err, "no image %q on the daemon: build or load it there (images are never pulled)", image)
@@ -860,6 +850,55 @@ func (r *Runner) privsep(ctx context.Context, name string) (string, error) {
 func isRoot(user string) bool {
 	u, _, _ := strings.Cut(user, ":")
 	return u == "" || u == "root" || strings.Trim(u, "0") == ""
+}
+
+// ContainerSpec returns the configuration of the containers that [Runner.Run]
+// creates from image (cold, with the configured limits), for tools that
+// create the same container by other means: the benchmark's plain Engine API
+// method uses it, so that its comparison measures the orchestration alone.
+// Like Run, it inspects the image. The results are the caller's to change.
+func (r *Runner) ContainerSpec(ctx context.Context, image string) (*container.Config, *container.HostConfig, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
+	defer cancel()
+	spec, host, err := r.containerSpec(ctx, image, false, r.cfg.memory)
+	if err != nil {
+		return nil, nil, r.dockerError(ctx, CodeContainerCreate, err, "inspect image %q (is the image on the daemon? it is never pulled)", image)
+	}
+	spec.Env = slices.Clone(spec.Env)
+	spec.Labels = maps.Clone(spec.Labels)
+	host.Tmpfs = maps.Clone(host.Tmpfs)
+	host.SecurityOpt = slices.Clone(host.SecurityOpt)
+	host.Ulimits = slices.Clone(host.Ulimits)
+	for i, u := range host.Ulimits {
+		c := *u
+		host.Ulimits[i] = &c
+	}
+	if host.PidsLimit != nil {
+		pids := *host.PidsLimit
+		host.PidsLimit = &pids
+	}
+	return &spec, &host, nil
+}
+
+// containerSpec returns the configuration of a container of image with the
+// given memory limit in bytes (0: none): copies that the Docker client may
+// edit, as it does.
+func (r *Runner) containerSpec(ctx context.Context, image string, warm bool, memory int64) (container.Config, container.HostConfig, error) {
+	runAs, err := r.privsep(ctx, image)
+	if err != nil {
+		return container.Config{}, container.HostConfig{}, err
+	}
+	spec, host := *r.spec(image, warm, runAs), r.host
+	if runAs != "" {
+		host.CapAdd, host.CapDrop = agentCaps, []string{"ALL"}
+		if r.cfg.agentNproc() > 0 {
+			pids := r.cfg.pidsLimit * runscPidsFactor
+			host.PidsLimit = &pids
+		}
+	}
+	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)
+	host.Memory, host.MemorySwap = memory, memory // no swap
+	return spec, host, nil
 }
 
 // spec returns the container configuration for image, prepared once. For

@@ -42,9 +42,11 @@ type floorTarget struct {
 
 // newFloor starts the floor's container for img, which must be python.
 func (bn *bench) newFloor(ctx context.Context, img *benchImage) (*floorTarget, error) {
-	plain := newPlainAPI(bn, img)
+	plain, err := newPlainAPI(ctx, bn, img)
+	if err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
 	cfg, host := plain.cfg, plain.host
-	host.Runtime = img.runtime
 	cfg.Cmd = []string{"bash", "-c", floorScript}
 	cfg.Env = append(cfg.Env, "BENCH_PROGRAM="+floorProgram)
 	resp, err := bn.cli.ContainerCreate(ctx, &cfg, &host, nil, nil, "")

@@ -298,8 +298,10 @@ func (bn *bench) open(ctx context.Context, img *benchImage, m method) (*handle, 
 		}
 		h.t = t
 	case engineAPI:
-		t := newPlainAPI(bn, img)
-		t.host.Runtime = img.runtime
+		t, err := newPlainAPI(ctx, bn, img)
+		if err != nil {
+			return nil, err
+		}
 		h.t = t
 	case libCold, libWarm:
 		n := 0

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -110,9 +109,9 @@ func (t *dockerCLI) poolSize() int { return 0 }
 func (t *dockerCLI) close() error  { return nil }
 
 // plainAPI is the Engine API sequence done plainly: create, attach, start,
-// write stdin, read until EOF, wait, remove. Its containers have the
-// settings dockerrun gives its own (read-only root, tmpfs, no network,
-// limits), so that the comparison measures the orchestration only.
+// write stdin, read until EOF, wait, remove. Its containers have the very
+// configuration dockerrun gives its own ([dockerrun.Runner.ContainerSpec]),
+// so that the comparison measures the orchestration only.
 type plainAPI struct {
 	bn   *bench
 	img  *benchImage
@@ -120,51 +119,19 @@ type plainAPI struct {
 	host container.HostConfig
 }
 
-func newPlainAPI(bn *bench, img *benchImage) *plainAPI {
-	pids := int64(dockerrun.DefaultPidsLimit)
-	return &plainAPI{
-		bn:  bn,
-		img: img,
-		cfg: container.Config{
-			Image:    img.ref,
-			Hostname: dockerrun.DefaultHostname,
-			User:     dockerrun.DefaultUser,
-			Env: []string{
-				dockerrun.EnvMaxOutputSize + "=" + strconv.Itoa(dockerrun.DefaultMaxOutputSize),
-				dockerrun.EnvMaxExecutionTime + "=" + strconv.FormatInt(dockerrun.DefaultMaxExecutionTime.Milliseconds(), 10),
-			},
-			AttachStdin:     true,
-			AttachStdout:    true,
-			AttachStderr:    true,
-			OpenStdin:       true,
-			StdinOnce:       true,
-			NetworkDisabled: true,
-			Healthcheck:     &container.HealthConfig{Test: []string{"NONE"}},
-			Labels:          map[string]string{labelBench: bn.id},
-		},
-		host: container.HostConfig{
-			LogConfig:      container.LogConfig{Type: "none"},
-			NetworkMode:    "none",
-			IpcMode:        "private",
-			CapDrop:        []string{"ALL"},
-			SecurityOpt:    []string{"no-new-privileges"},
-			ReadonlyRootfs: true,
-			Tmpfs: map[string]string{
-				dockerrun.DefaultTmpDirPath:  dockerrun.DefaultTmpDirOptions,
-				dockerrun.DefaultWorkDirPath: dockerrun.DefaultWorkDirOptions,
-			},
-			Resources: container.Resources{
-				Memory:     dockerrun.DefaultMemory,
-				MemorySwap: dockerrun.DefaultMemory,
-				NanoCPUs:   dockerrun.DefaultNanoCPUs,
-				PidsLimit:  &pids,
-				Ulimits: []*container.Ulimit{
-					{Name: "core"},
-					{Name: "nofile", Soft: dockerrun.DefaultNofile, Hard: dockerrun.DefaultNofile},
-				},
-			},
-		},
+func newPlainAPI(ctx context.Context, bn *bench, img *benchImage) (*plainAPI, error) {
+	r, err := dockerrun.New(dockerrun.WithDockerClient(bn.cli), dockerrun.WithRuntime(img.runtime),
+		dockerrun.WithOwner(bn.owner("plain-"+img.name+"-"+img.runtime)))
+	if err != nil {
+		return nil, err
 	}
+	defer r.Close(ctx)
+	cfg, host, err := r.ContainerSpec(ctx, img.ref)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Labels[labelBench] = bn.id
+	return &plainAPI{bn: bn, img: img, cfg: *cfg, host: *host}, nil
 }
 
 func (t *plainAPI) run(ctx context.Context) (bool, error) {
