@@ -112,7 +112,7 @@ func (p *pool) take(image string) *box {
 			p.r.dispose(c)
 			c = nil
 		default:
-			p.dying[image] = false // one lived to be used
+			p.provenLocked(image) // one lived to be used
 		}
 	}
 	select {
@@ -177,6 +177,9 @@ func (p *pool) claim(image string, n int) time.Duration {
 	if len(p.idle[image])+p.filling[image] >= n {
 		return -1
 	}
+	if p.dying[image] && slices.ContainsFunc(p.idle[image], func(c *box) bool { return time.Since(c.ready) >= poolShortLife }) {
+		p.provenLocked(image)
+	}
 	if !p.healthy[image] {
 		// Until the image has started fine, one attempt at a time, with
 		// the backoff between failures.
@@ -217,15 +220,26 @@ func (p *pool) done(image string, c *box) {
 			p.evict(c)
 		}
 	})
-	if !p.healthy[image] {
-		p.healthy[image] = true
-		if !p.dying[image] { // starting is not enough: it must live
-			p.backoff[image] = poolBackoffMin
-		}
-		select { // the other fillers may start now
-		case p.wake[image] <- struct{}{}:
-		default:
-		}
+	// While the image's containers die young, starting is not enough: a
+	// container must live (provenLocked).
+	if !p.dying[image] {
+		p.provenLocked(image)
+	}
+}
+
+// provenLocked records that a container of image started fine and, unless
+// they die young, lived: the image stops backing off, and its fillers may
+// prepare containers in parallel. p.mu is held.
+func (p *pool) provenLocked(image string) {
+	p.dying[image] = false
+	if p.healthy[image] {
+		return
+	}
+	p.healthy[image] = true
+	p.backoff[image] = poolBackoffMin
+	select { // the other fillers may start now
+	case p.wake[image] <- struct{}{}:
+	default:
 	}
 }
 
@@ -272,11 +286,12 @@ func (p *pool) lostLocked(c *box) {
 	if p.closed {
 		return
 	}
-	p.dying[c.image] = lived < poolShortLife
-	if p.dying[c.image] {
+	if lived < poolShortLife {
+		p.dying[c.image] = true
 		wait := p.failedLocked(c.image)
-		log.Warn("warm pool: an idle container died right after its start; backing off", "retry_in", wait)
+		log.Warn("warm pool: an idle container died within a second of its start; backing off", "retry_in", wait)
 	} else {
+		p.provenLocked(c.image)
 		log.Warn("warm pool: an idle container died (a daemon restart, a docker kill?); replacing it")
 	}
 	select {
@@ -293,7 +308,7 @@ func (p *pool) expire(image string) {
 	for len(q) > 0 && time.Since(q[0].ready) > p.r.cfg.warmMaxAge {
 		p.r.dispose(q[0])
 		q = q[1:]
-		p.dying[image] = false // one lived to its age
+		p.provenLocked(image) // one lived to its age
 	}
 	p.idle[image] = q
 }
