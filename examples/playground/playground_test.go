@@ -110,6 +110,7 @@ func TestRun(t *testing.T) {
 		want        string // the whole answer, or the error code
 		wantImage   string // the image run, if any
 		wantPayload string // the payload it got
+		crossSite   bool   // sent by a browser from another site
 	}{
 		{name: "ok", body: python, status: 200, want: answer, wantImage: "pre/python:latest",
 			wantPayload: `{"language":"python","files":[{"name":"main.py","content":"print(42)"}]}`},
@@ -119,6 +120,7 @@ func TestRun(t *testing.T) {
 			wantPayload: `{"language":"python","files":[]}`},
 		{name: "other fields dropped", body: `{"language":"python","files":[],"limits":{"execution_time":99},"x":[[[[[1]]]]]}`, status: 200, want: answer, wantImage: "pre/python:latest",
 			wantPayload: `{"language":"python","files":[]}`},
+		{name: "from another site", body: python, crossSite: true, status: 403},
 		{name: "unknown language", body: `{"language":"cobol"}`, status: 400, want: "image.not_allowed"},
 		{name: "no language", body: `{"files":[]}`, status: 400, want: "image.not_allowed"},
 		{name: "not JSON", body: `print(42)`, status: 400, want: "request.parse"},
@@ -139,9 +141,19 @@ func TestRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest("POST", "/run", strings.NewReader(tt.body)))
+			req := httptest.NewRequest("POST", "/run", strings.NewReader(tt.body))
+			if tt.crossSite {
+				req.Header.Set("Sec-Fetch-Site", "cross-site")
+			}
+			h.ServeHTTP(rec, req)
 			if rec.Code != tt.status {
 				t.Errorf("status %d, want %d (body %s)", rec.Code, tt.status, rec.Body)
+			}
+			if tt.crossSite {
+				if fake.image != "" {
+					t.Errorf("a request from another site ran %s", fake.image)
+				}
+				return
 			}
 			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
@@ -217,6 +229,14 @@ func TestPage(t *testing.T) {
 		if status, ct, _ := get(path); status != 200 || !strings.HasPrefix(ct, want) {
 			t.Errorf("GET %s: %d %s, want 200 %s", path, status, ct, want)
 		}
+	}
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'self'") {
+		t.Errorf("Content-Security-Policy %q", got)
 	}
 	if status, _, _ := get("/static/nope.js"); status != 404 {
 		t.Errorf("GET /static/nope.js: %d, want 404", status)
