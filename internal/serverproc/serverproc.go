@@ -41,11 +41,13 @@ var passed = []string{"DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "D
 // Options say how to start a server.
 type Options struct {
 	// Env is added to the base environment, and wins over it: PATH and the
-	// Docker and Go memory variables of this process, a random
-	// API_ACCESS_TOKEN (Proc.Token: do not set another),
+	// Docker and Go memory variables of this process, API_ACCESS_TOKEN
+	// (Token: do not set another here),
 	// SERVER_LISTEN_ADDR=127.0.0.1, SERVER_LISTEN_PORT=0 and LOG_FORMAT=json
 	// (which Start needs to find the address).
 	Env []string
+	// Token is the server's access token. Default: a random one.
+	Token string
 	// OnLog, if set, sees every log line, in order, on one goroutine.
 	// Lines for which it returns false are not kept for [Proc.Logs].
 	OnLog func(line []byte) (keep bool)
@@ -75,7 +77,10 @@ type Proc struct {
 // server exits first, does not listen in time, or ctx ends, Start kills it
 // and returns an error that includes its log.
 func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
-	p := &Proc{Token: rand.Text(), exited: make(chan struct{}), keep: o.KeepLines}
+	p := &Proc{Token: o.Token, exited: make(chan struct{}), keep: o.KeepLines}
+	if p.Token == "" {
+		p.Token = rand.Text()
+	}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"API_ACCESS_TOKEN=" + p.Token,

@@ -97,6 +97,9 @@ type ServerOptions struct {
 	Env []string
 	// Owner is the server's SERVER_INSTANCE_NAME. Default: a unique name.
 	Owner string
+	// Token is the server's access token (servers behind one load
+	// balancer share one). Default: a random one.
+	Token string
 	// Docker is a client of the daemon the server uses (set DOCKER_HOST
 	// in Env to match), where the end of the test looks for leftover
 	// containers. Default: the shared daemon.
@@ -115,7 +118,8 @@ func StartServerWith(t testing.TB, o ServerOptions) *Server {
 		o.Owner = "test-" + rand.Text()[:10]
 	}
 	p, err := serverproc.Start(context.Background(), ServerBinary(t), serverproc.Options{
-		Env: append([]string{"SERVER_INSTANCE_NAME=" + o.Owner, "LOG_LEVEL=debug"}, o.Env...),
+		Env:   append([]string{"SERVER_INSTANCE_NAME=" + o.Owner, "LOG_LEVEL=debug"}, o.Env...),
+		Token: o.Token,
 	})
 	if err != nil {
 		t.Fatal(err)
