@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/dockerrun/dockerrun/internal/jsonscan"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
@@ -147,12 +148,10 @@ func (d *demux) result() []byte {
 // the nesting of braces, brackets and strings; encoding/json validates the
 // object afterwards.
 type objectScanner struct {
-	pos     int  // bytes of the buffer already scanned
-	depth   int  // nesting depth
-	inStr   bool // inside a string
-	escaped bool // after a backslash inside a string
-	started bool // the object's '{' was seen
-	invalid bool // the first non-space byte was not '{'
+	pos     int              // bytes of the buffer already scanned
+	nest    jsonscan.Nesting // of the object, once started
+	started bool             // the object's '{' was seen
+	invalid bool             // the first non-space byte was not '{'
 }
 
 // feed scans buf (which starts with the bytes already fed) and returns the
@@ -163,36 +162,20 @@ func (s *objectScanner) feed(buf []byte) int {
 	}
 	for ; s.pos < len(buf); s.pos++ {
 		c := buf[s.pos]
-		switch {
-		case !s.started:
+		if !s.started {
 			switch c {
 			case ' ', '\t', '\r', '\n':
 				continue
 			case '{':
-				s.started, s.depth = true, 1
+				s.started = true
 			default:
 				s.invalid = true
 				return 0
 			}
-		case s.inStr:
-			switch {
-			case s.escaped:
-				s.escaped = false
-			case c == '\\':
-				s.escaped = true
-			case c == '"':
-				s.inStr = false
-			}
-		case c == '"':
-			s.inStr = true
-		case c == '{' || c == '[':
-			s.depth++
-		case c == '}' || c == ']':
-			s.depth--
-			if s.depth == 0 {
-				s.pos++
-				return s.pos
-			}
+		}
+		if s.nest.Step(c) < 0 && s.nest.Depth == 0 {
+			s.pos++
+			return s.pos
 		}
 	}
 	return 0

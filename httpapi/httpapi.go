@@ -27,6 +27,7 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/dockerrun/dockerrun"
+	"github.com/dockerrun/dockerrun/internal/jsonscan"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
@@ -237,7 +238,7 @@ func (a *api) decodeRunBody(w http.ResponseWriter, r *http.Request) (string, jso
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if depth := jsonDepth(body); depth > a.cfg.MaxJSONDepth {
+	if depth := jsonscan.MaxDepth(body); depth > a.cfg.MaxJSONDepth {
 		return "", nil, nil, &Error{Code: CodeRequestInvalid, Message: fmt.Sprintf("request body nests %d levels deep: at most %d are allowed", depth, a.cfg.MaxJSONDepth)}
 	}
 	var req runRequest
@@ -270,34 +271,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, &Error{Code: CodeRequestParse, Message: "read request body: " + err.Error()}
 	}
 	return buf.Bytes(), nil
-}
-
-// jsonDepth returns the deepest nesting of arrays and objects in data,
-// without decoding it.
-func jsonDepth(data []byte) int {
-	depth, deepest := 0, 0
-	inStr, escaped := false, false
-	for _, c := range data {
-		switch {
-		case inStr:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-			deepest = max(deepest, depth)
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return deepest
 }
 
 // writeJSON writes v as the JSON body with the given status.

@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/docker/docker/errdefs"
@@ -79,19 +75,5 @@ func (bn *bench) image(ctx context.Context, name string) (*benchImage, error) {
 // and puts it alone in an image FROM scratch.
 func (bn *bench) buildTrivial() error {
 	bn.logf("building %s", trivialImage)
-	bin := filepath.Join(bn.tmp, "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/dockerrun/dockerrun/internal/testenv/probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build probe: %v\n%s", err, out)
-	}
-	exe, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	return testenv.BuildImage(bn.cli, trivialImage, map[string][]byte{
-		"Dockerfile": []byte("FROM scratch\nCOPY probe /probe\nCOPY passwd /etc/passwd\nUSER 1000\nCMD [\"/probe\"]\n"),
-		"probe":      exe,
-		"passwd":     []byte("root:x:0:0:root:/root:/probe\nglot:x:1000:1000:glot:/home/glot:/probe\n"),
-	})
+	return testenv.BuildProbe(bn.cli, trivialImage)
 }

@@ -68,14 +68,17 @@ func Docker(t testing.TB) *client.Client {
 func Probe(t testing.TB) string {
 	t.Helper()
 	c := Docker(t)
-	probeOnce.Do(func() { probeErr = buildProbe(c) })
+	probeOnce.Do(func() { probeErr = BuildProbe(c, ProbeImage) })
 	if probeErr != nil {
 		t.Fatalf("build probe image: %v", probeErr)
 	}
 	return ProbeImage
 }
 
-func buildProbe(c *client.Client) error {
+// BuildProbe builds the probe image of ./probe, a static agent FROM scratch
+// whose answers the payload chooses, under tag. Tests use [Probe]; the
+// benchmark builds it as its trivial image.
+func BuildProbe(c *client.Client, tag string) error {
 	dir, err := os.MkdirTemp("", "dockerrun-probe")
 	if err != nil {
 		return err
@@ -97,7 +100,7 @@ func buildProbe(c *client.Client) error {
 		"probe":      exe,
 		"passwd":     []byte("root:x:0:0:root:/root:/probe\nglot:x:1000:1000:glot:/home/glot:/probe\n"),
 	}
-	return BuildImage(c, ProbeImage, files)
+	return BuildImage(c, tag, files)
 }
 
 // BuildImage builds an image tagged tag from a context holding files (a
