@@ -31,14 +31,18 @@ type DockerdOptions struct {
 // Dockerd is a Docker daemon of its own, started by a test for what must
 // not happen to the shared one: restarts, kills, a TCP listener with TLS, a
 // second engine standing in for a second host. It has its own socket, data
-// root, exec root (and so its own containerd) and pid file, no bridge and no
-// iptables rules, and the runtime "runsc" when runsc is installed. Its
+// root, exec root (and so its own containerd) and pid file, its own bridge
+// interface and no iptables rules, and the runtime "runsc" when runsc is installed. Its
 // containers use network mode "none", as the runner's do by default.
 type Dockerd struct {
-	dir  string // data root and configuration, under /var/lib (overlay2 needs a real file system)
-	run  string // exec root and socket, short: unix socket paths are limited to 108 bytes
-	args []string
-	log  *os.File
+	dir string // data root and configuration, under /var/lib (overlay2 needs a real file system)
+	run string // exec root and socket, short: unix socket paths are limited to 108 bytes
+	// bridge is the daemon's own bridge interface. Not "--bridge none":
+	// dockerd then deletes docker0, the shared daemon's bridge, which
+	// every `docker run` with the default network needs.
+	bridge string
+	args   []string
+	log    *os.File
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -61,8 +65,12 @@ func StartDockerd(t testing.TB, opts DockerdOptions) *Dockerd {
 	}
 	id := strings.ToLower(rand.Text()[:8])
 	d := &Dockerd{
-		dir: filepath.Join("/var/lib/dockerrun-test", id),
-		run: filepath.Join("/run", "drt-"+id),
+		dir:    filepath.Join("/var/lib/dockerrun-test", id),
+		run:    filepath.Join("/run", "drt-"+id),
+		bridge: "drt-" + id, // interface names are at most 15 bytes
+	}
+	if out, err := exec.Command("ip", "link", "add", d.bridge, "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("private dockerd: create its bridge %s: %v: %s", d.bridge, err, out)
 	}
 	for _, p := range []string{d.dir, d.run} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
@@ -88,7 +96,7 @@ func StartDockerd(t testing.TB, opts DockerdOptions) *Dockerd {
 		"--exec-root", filepath.Join(d.run, "exec"),
 		"--pidfile", filepath.Join(d.run, "docker.pid"),
 		"--config-file", confPath,
-		"--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip6tables=false",
+		"--bridge", d.bridge, "--iptables=false", "--ip-masq=false", "--ip6tables=false",
 		"--storage-driver", "overlay2",
 	}, opts.Args...)
 	t.Cleanup(func() { d.cleanup(t) })
@@ -282,6 +290,9 @@ func (d *Dockerd) cleanup(t testing.TB) {
 		if err := os.RemoveAll(root); err != nil {
 			t.Logf("private dockerd: remove %s: %v", root, err)
 		}
+	}
+	if out, err := exec.Command("ip", "link", "del", d.bridge).CombinedOutput(); err != nil {
+		t.Logf("private dockerd: remove its bridge %s: %v: %s", d.bridge, err, out)
 	}
 }
 
