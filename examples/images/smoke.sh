@@ -71,8 +71,11 @@ check_result() {
 		problems = []
 		if raw[end:].strip():
 		    problems.append(f"more than one JSON value on stdout: {raw[end:][:100]!r}")
-		if not isinstance(res, dict) or set(res) != {"stdout", "stderr", "error", "duration"}:
+		if not isinstance(res, dict) or set(res) != {"stdout", "stderr", "error", "duration", "usage"}:
 		    sys.exit(f"unexpected result: {raw[:300]!r}")
+		usage = res["usage"]
+		if not isinstance(usage, dict) or set(usage) != {"cpu_time", "memory"} or not all(isinstance(v, int) and v >= 0 for v in usage.values()) or usage["memory"] <= 0:
+		    problems.append(f"usage {usage!r} is not {{cpu_time, memory}} of non-negative integers with some memory")
 		if res["stdout"] != want["stdout"]:
 		    problems.append(f"stdout {res['stdout']!r}, want {want['stdout']!r}")
 		if res["error"]:
