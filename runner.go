@@ -30,6 +30,8 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/dockerrun/dockerrun/internal/runnerspec"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -60,9 +62,7 @@ type Runner struct {
 	waiting   atomic.Int64 // runs waiting for a place
 	active    atomic.Int64 // calls of Run in progress, waiting ones included
 
-	host   container.HostConfig // the same for every container
-	specMu sync.Mutex
-	specs  map[string]*container.Config // per image, prepared once
+	host container.HostConfig // the same for every container
 
 	live    sync.Map // container ID -> struct{}: containers in use by a run or the pool
 	orphans sync.Map // container ID -> struct{}: removals that failed, for Reap
@@ -105,7 +105,6 @@ func New(opts ...Option) (*Runner, error) {
 		log:     cfg.logger.With("instance", cfg.instance),
 		sem:     semaphore.NewWeighted(cfg.maxConcurrent),
 		host:    hostConfig(cfg),
-		specs:   make(map[string]*container.Config),
 		removeQ: make(chan struct{}, parallelRemovals),
 		done:    make(chan struct{}),
 	}
@@ -852,22 +851,21 @@ func isRoot(user string) bool {
 	return u == "" || u == "root" || strings.Trim(u, "0") == ""
 }
 
-// ContainerSpec returns the configuration of the containers that [Runner.Run]
-// creates from image (cold, with the configured limits), for tools that
-// create the same container by other means: the benchmark's plain Engine API
-// method uses it, so that its comparison measures the orchestration alone.
-// Like Run, it inspects the image. The results are the caller's to change.
-func (r *Runner) ContainerSpec(ctx context.Context, image string) (*container.Config, *container.HostConfig, error) {
+func init() { runnerspec.Cold = coldSpec }
+
+// coldSpec is [runnerspec.Cold]: the configuration of the cold containers
+// that runner creates from image, as deep copies.
+func coldSpec(ctx context.Context, runner any, image string) (*container.Config, *container.HostConfig, error) {
+	r := runner.(*Runner)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
 	defer cancel()
 	spec, host, err := r.containerSpec(ctx, image, false, r.cfg.memory)
 	if err != nil {
 		return nil, nil, r.dockerError(ctx, CodeContainerCreate, err, "inspect image %q (is the image on the daemon? it is never pulled)", image)
 	}
-	spec.Env = slices.Clone(spec.Env)
-	spec.Labels = maps.Clone(spec.Labels)
 	host.Tmpfs = maps.Clone(host.Tmpfs)
 	host.SecurityOpt = slices.Clone(host.SecurityOpt)
+	host.MaskedPaths = slices.Clone(host.MaskedPaths)
 	host.Ulimits = slices.Clone(host.Ulimits)
 	for i, u := range host.Ulimits {
 		c := *u
@@ -888,7 +886,7 @@ func (r *Runner) containerSpec(ctx context.Context, image string, warm bool, mem
 	if err != nil {
 		return container.Config{}, container.HostConfig{}, err
 	}
-	spec, host := *r.spec(image, warm, runAs), r.host
+	spec, host := r.spec(image, warm, runAs), r.host
 	if runAs != "" {
 		host.CapAdd, host.CapDrop = agentCaps, []string{"ALL"}
 		if r.cfg.agentNproc() > 0 {
@@ -901,22 +899,16 @@ func (r *Runner) containerSpec(ctx context.Context, image string, warm bool, mem
 	return spec, host, nil
 }
 
-// spec returns the container configuration for image, prepared once. For
+// spec returns the container configuration for image. For
 // an image whose agent separates privileges (runAs not ""), the container
 // runs as root and the agent runs the code as runAs.
-func (r *Runner) spec(image string, warm bool, runAs string) *container.Config {
-	key := image + "\x00" + strconv.FormatBool(warm) + "\x00" + runAs
-	r.specMu.Lock()
-	defer r.specMu.Unlock()
-	if s, ok := r.specs[key]; ok {
-		return s
-	}
+func (r *Runner) spec(image string, warm bool, runAs string) container.Config {
 	cfg := r.cfg
 	env := append([]string{
 		EnvMaxOutputSize + "=" + strconv.FormatInt(cfg.maxOutputSize, 10),
 		EnvMaxExecutionTime + "=" + strconv.FormatInt(cfg.maxExecutionTime.Milliseconds(), 10),
 	}, cfg.env...)
-	s := &container.Config{
+	s := container.Config{
 		Image:           image,
 		Hostname:        cfg.hostname,
 		User:            cfg.user,
@@ -941,7 +933,6 @@ func (r *Runner) spec(image string, warm bool, runAs string) *container.Config {
 			s.Env = append(s.Env, EnvNproc+"="+strconv.FormatInt(n, 10))
 		}
 	}
-	r.specs[key] = s
 	return s
 }
 
