@@ -125,11 +125,7 @@ func serve(ctx context.Context, addr, prefix string, smoke bool, log *slog.Logge
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
-	names := make([]string, len(langs))
-	for i, l := range langs {
-		names[i] = l.Name
-	}
-	log.Info("playground: open "+url, "languages", strings.Join(names, " "), "images", prefix+"/LANGUAGE:latest")
+	log.Info("playground: open "+url, "languages", names(langs), "images", prefix+"/LANGUAGE:latest")
 
 	if smoke {
 		err = smokeRun(ctx, url, hellos, langs)

@@ -21,6 +21,7 @@ import (
 	"github.com/dockerrun/dockerrun"
 	"github.com/dockerrun/dockerrun/examples/images/hello"
 	"github.com/dockerrun/dockerrun/httpapi"
+	"github.com/dockerrun/dockerrun/internal/protocol"
 )
 
 // The page: a template and the static files it links to, all embedded, so
@@ -48,6 +49,15 @@ type language struct {
 	Image string `json:"-"`
 	// Hello is the hello-world payload that fills the editor.
 	Hello json.RawMessage `json:"hello"`
+}
+
+// names returns the languages' names, separated by commas.
+func names(langs []language) string {
+	s := make([]string, len(langs))
+	for i, l := range langs {
+		s[i] = l.Name
+	}
+	return strings.Join(s, ", ")
 }
 
 // imageLister is the part of the Docker client that finds the images.
@@ -152,13 +162,23 @@ func withHeaders(h http.Handler) http.Handler {
 	})
 }
 
+// agentLimits tells the page which limit an answer's error reports when
+// dockerrun's agent stopped the program itself (with its output so far),
+// by the error's prefix: the page then says what it says for the runner's
+// error with that code.
+var agentLimits = map[string]dockerrun.Code{
+	protocol.ErrorTimeLimit:   dockerrun.CodeExecutionTime,
+	protocol.ErrorOutputLimit: dockerrun.CodeOutputSize,
+}
+
 // index renders the page.
 func (p *playground) index(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	err := p.page.Execute(&buf, struct {
-		Languages []language
-		TimeLimit time.Duration
-	}{p.cfg.Languages, p.cfg.TimeLimit})
+		Languages   []language
+		TimeLimit   time.Duration
+		AgentLimits map[string]dockerrun.Code
+	}{p.cfg.Languages, p.cfg.TimeLimit, agentLimits})
 	if err != nil {
 		httpapi.WriteError(w, err)
 		return
@@ -171,19 +191,25 @@ func (p *playground) index(w http.ResponseWriter, r *http.Request) {
 func (p *playground) run(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lang, res, err := p.runPayload(w, r)
-	code, status := "", http.StatusOK
+	attrs := []any{"language", lang, "duration", time.Since(start)}
 	if err != nil {
 		e := httpapi.WriteError(w, err)
-		code, status = e.Code, e.Status()
+		attrs = append(attrs, "status", e.Status(), "code", e.Code)
+		if e.Status() >= http.StatusInternalServerError {
+			attrs = append(attrs, "error", err)
+		}
 	} else {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(res.Raw)
+		attrs = append(attrs, "status", http.StatusOK)
 	}
 	if p.cfg.Logger != nil {
-		p.cfg.Logger.Info("run", "language", lang, "status", status, "code", code, "duration", time.Since(start))
+		p.cfg.Logger.Info("run", attrs...)
 	}
 }
 
+// runPayload decodes the body and runs it; it returns the language, if it
+// is one of the playground's, the result and the error.
 func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string, *dockerrun.Result, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
@@ -201,12 +227,8 @@ func (p *playground) runPayload(w http.ResponseWriter, r *http.Request) (string,
 	}
 	lang, ok := p.byName[req.Language]
 	if !ok {
-		names := make([]string, len(p.cfg.Languages))
-		for i, l := range p.cfg.Languages {
-			names[i] = l.Name
-		}
-		return req.Language, nil, &dockerrun.Error{Code: dockerrun.CodeImageNotAllowed,
-			Message: fmt.Sprintf("the playground has no language %q: choose one of %s", req.Language, strings.Join(names, ", "))}
+		return "", nil, &dockerrun.Error{Code: dockerrun.CodeImageNotAllowed,
+			Message: fmt.Sprintf("the playground has no language %.40q: choose one of %s", req.Language, names(p.cfg.Languages))}
 	}
 	res, err := p.cfg.Run(r.Context(), lang.Image, &req)
 	return lang.Name, res, err

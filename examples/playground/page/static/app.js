@@ -11,6 +11,9 @@
 	const cases = $("cases");
 
 	const languages = new Map(JSON.parse($("languages").textContent || "[]").map((l) => [l.name, l]));
+	// The prefixes of an answer's error with which the agent reports the
+	// limit that stopped the program, and the limit's error code.
+	const agentLimits = Object.entries(JSON.parse($("agent-limits").textContent || "{}"));
 	// What the user typed, per language, so that switching back keeps it.
 	const drafts = new Map();
 	let fileName = "";
@@ -212,7 +215,8 @@
 			const n = runs.filter((r) => !r.error).length;
 			$("status").textContent = a.error ? "The build failed." : `${n} of ${runs.length} test cases ran without an error.`;
 		} else {
-			$("status").textContent = a.error ? "The program failed." : "The program ran.";
+			const limit = agentLimits.find(([prefix]) => (a.error || "").startsWith(prefix));
+			$("status").textContent = limit ? problems[limit[1]] : a.error ? "The program failed." : "The program ran.";
 		}
 
 		const facts = [];
