@@ -2,12 +2,15 @@ package metrics_test
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dockerrun/dockerrun"
 	"github.com/dockerrun/dockerrun/metrics"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -157,4 +160,31 @@ func runs(t *testing.T, m *metrics.Metrics, image string) float64 {
 	}
 	t.Fatalf("no dockerrun_runs_total series with image=%q", image)
 	return 0
+}
+
+// TestOperationsDocListsEveryMetric checks docs/operations.md's table of
+// metrics against what New exports, both ways.
+func TestOperationsDocListsEveryMetric(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(dockerrun_[a-z_]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = true
+	}
+	exported := map[string]bool{}
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		metrics.New().Describe(ch)
+		close(ch)
+	}()
+	name := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	for d := range ch {
+		exported[name.FindStringSubmatch(d.String())[1]] = true
+	}
+	if diff := cmp.Diff(exported, documented); diff != "" {
+		t.Errorf("metrics in docs/operations.md's table mismatch (-exported +documented):\n%s", diff)
+	}
 }
