@@ -217,12 +217,15 @@ func WithUser(user string) Option {
 	return func(c *config) { c.user = user }
 }
 
+// minMemory is the smallest memory limit Docker accepts, in bytes.
+const minMemory = 6 << 20
+
 // WithMemory sets the container's memory limit in bytes; swap is limited to
 // the same amount, so the container cannot swap. Zero means no limit.
 // Default: [DefaultMemory] (512 MiB).
 func WithMemory(bytes int64) Option {
 	return func(c *config) {
-		if bytes < 0 || (bytes > 0 && bytes < 6<<20) {
+		if bytes < 0 || (bytes > 0 && bytes < minMemory) {
 			c.problem("memory: %d bytes: want 0 (no limit) or at least 6 MiB, Docker's minimum", bytes)
 		}
 		c.memory = bytes

@@ -90,43 +90,42 @@ type runLimits struct {
 	lowered Limits
 }
 
-// minMemory is the smallest memory limit Docker accepts.
-const minMemory = 6 << 20
-
 // limitsFor returns the limits of a run with opts, or an [*Error] with
 // [CodeRequestLimits] that names each invalid limit and the maximum.
 func (r *Runner) limitsFor(opts []RunOption) (runLimits, error) {
 	cfg, l := r.cfg, LimitsOf(opts...)
-	lim := runLimits{executionTime: cfg.maxExecutionTime, outputSize: cfg.maxOutputSize, memory: cfg.memory}
+	var lim runLimits
 	var problems []string
-	switch t := l.ExecutionTime; {
-	case t < 0:
-		problems = append(problems, fmt.Sprintf("execution_time: %v is negative", t))
-	case t > cfg.maxExecutionTime:
-		problems = append(problems, fmt.Sprintf("execution_time: %v is more than the maximum of %v", t, cfg.maxExecutionTime))
-	case t > 0 && t < cfg.maxExecutionTime:
-		lim.executionTime, lim.lowered.ExecutionTime = t, t
+	var ok bool
+	if lim.executionTime, ok = lowerLimit(&problems, "execution_time", "", l.ExecutionTime, cfg.maxExecutionTime, 0); ok {
+		lim.lowered.ExecutionTime = lim.executionTime
 	}
-	switch n := l.OutputSize; {
-	case n < 0:
-		problems = append(problems, fmt.Sprintf("output_size: %d bytes is negative", n))
-	case n > cfg.maxOutputSize:
-		problems = append(problems, fmt.Sprintf("output_size: %d bytes is more than the maximum of %d", n, cfg.maxOutputSize))
-	case n > 0 && n < cfg.maxOutputSize:
-		lim.outputSize, lim.lowered.OutputSize = n, n
+	if lim.outputSize, ok = lowerLimit(&problems, "output_size", " bytes", l.OutputSize, cfg.maxOutputSize, 0); ok {
+		lim.lowered.OutputSize = lim.outputSize
 	}
-	switch n := l.Memory; {
-	case n < 0:
-		problems = append(problems, fmt.Sprintf("memory: %d bytes is negative", n))
-	case n > 0 && n < minMemory:
-		problems = append(problems, fmt.Sprintf("memory: %d bytes is less than Docker's minimum of %d (6 MiB)", n, minMemory))
-	case cfg.memory > 0 && n > cfg.memory:
-		problems = append(problems, fmt.Sprintf("memory: %d bytes is more than the maximum of %d", n, cfg.memory))
-	case n > 0 && (cfg.memory == 0 || n < cfg.memory):
-		lim.memory, lim.lowered.Memory = n, n
+	if lim.memory, ok = lowerLimit(&problems, "memory", " bytes", l.Memory, cfg.memory, minMemory); ok {
+		lim.lowered.Memory = lim.memory
 	}
 	if len(problems) > 0 {
 		return runLimits{}, errorf(CodeRequestLimits, nil, "limits may only lower the server's: %s", strings.Join(problems, "; "))
 	}
 	return lim, nil
+}
+
+// lowerLimit checks a requested limit (0: not requested) against the
+// configured one (0: none) and the least allowed, and returns the limit to
+// apply and whether the request lowers it. An invalid request adds a
+// problem that names the limit and returns the configured one.
+func lowerLimit[T ~int64](problems *[]string, name, unit string, want, configured, least T) (T, bool) {
+	switch {
+	case want < 0:
+		*problems = append(*problems, fmt.Sprintf("%s: %v%s is negative", name, want, unit))
+	case want > 0 && want < least:
+		*problems = append(*problems, fmt.Sprintf("%s: %v%s is less than the minimum of %v%s", name, want, unit, least, unit))
+	case configured > 0 && want > configured:
+		*problems = append(*problems, fmt.Sprintf("%s: %v%s is more than the maximum of %v%s", name, want, unit, configured, unit))
+	case want > 0 && (configured == 0 || want < configured):
+		return want, true
+	}
+	return configured, false
 }

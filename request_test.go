@@ -87,11 +87,11 @@ func TestRunLimitsInvalid(t *testing.T) {
 			wantMsg: "request.limits: limits may only lower the server's: execution_time: 6s is more than the maximum of 5s"},
 		{name: "all three wrong", limits: Limits{ExecutionTime: -time.Second, OutputSize: 1 << 30, Memory: 1 << 20},
 			wantMsg: "request.limits: limits may only lower the server's: execution_time: -1s is negative; " +
-				"output_size: 1073741824 bytes is more than the maximum of 1048576; memory: 1048576 bytes is less than Docker's minimum of 6291456 (6 MiB)"},
+				"output_size: 1073741824 bytes is more than the maximum of 1048576 bytes; memory: 1048576 bytes is less than the minimum of 6291456 bytes"},
 		{name: "negative sizes", limits: Limits{OutputSize: -1, Memory: -1},
 			wantMsg: "request.limits: limits may only lower the server's: output_size: -1 bytes is negative; memory: -1 bytes is negative"},
 		{name: "higher memory", limits: Limits{Memory: DefaultMemory + 1},
-			wantMsg: "request.limits: limits may only lower the server's: memory: 536870913 bytes is more than the maximum of 536870912"},
+			wantMsg: "request.limits: limits may only lower the server's: memory: 536870913 bytes is more than the maximum of 536870912 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
