@@ -217,6 +217,7 @@ func TestPage(t *testing.T) {
 		`\u003cstdio.h\u003e`,  // escaped in the script element
 		`src="static/app.js"`,  // relative: the page works under a path prefix
 		`href="static/style.css"`,
+		`"Execution time limit exceeded:":"limits.execution_time"`, // how the agent reports a limit
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET / has no %s", want)
