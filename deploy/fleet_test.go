@@ -347,3 +347,16 @@ func TestFleet(t *testing.T) {
 		}
 	}
 }
+
+// TestScalingDocShowsFleetConfig checks that docs/scaling.md shows the
+// HAProxy configuration that TestFleet runs, with example addresses.
+func TestScalingDocShowsFleetConfig(t *testing.T) {
+	doc, err := os.ReadFile("../docs/scaling.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(haproxyConfig, "127.0.0.1:8080", "10.0.0.1:8088", "10.0.0.2:8088")
+	if !strings.Contains(string(doc), "```\n"+want+"```\n") {
+		t.Errorf("docs/scaling.md does not show the tested HAProxy configuration; want this block:\n%s", want)
+	}
+}
