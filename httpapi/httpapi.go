@@ -211,7 +211,7 @@ func (a *api) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setOutcome(r, nil, res.Warm)
-	w.Header().Set("Server-Timing", serverTiming(start, res.Timing, time.Now()))
+	w.Header().Set("Server-Timing", serverTiming(start, res.Timing, time.Now(), res.Warm))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	w.Write(res.Raw)

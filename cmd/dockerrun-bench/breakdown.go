@@ -31,6 +31,7 @@ type phases struct {
 	// where the runner's clock is at hand (the library).
 	relay, relayIn, relayOut time.Duration
 	traced, split            bool
+	warm                     bool // the run had a warm container
 }
 
 // addTrace fills the agent's phases from an answer, if it has a trace.
@@ -69,17 +70,25 @@ func (p *phases) fromTiming(t dockerrun.Timing, end time.Time, answer []byte) {
 }
 
 // fromServerTiming fills the server's phases from its Server-Timing
-// header; the HTTP layer's time is what is left of the total.
+// header, and whether the run was warm from the desc of its wait; the HTTP
+// layer's time is what is left of the total.
 func (p *phases) fromServerTiming(h string) error {
 	got := map[string]time.Duration{}
 	for _, m := range strings.Split(h, ",") {
-		name, dur, ok := strings.Cut(strings.TrimSpace(m), ";dur=")
-		if !ok {
-			return fmt.Errorf("Server-Timing %q: want name;dur=MS entries", h)
+		params := strings.Split(strings.TrimSpace(m), ";")
+		name, dur := params[0], ""
+		for _, kv := range params[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "dur":
+				dur = v
+			case "desc":
+				p.warm = p.warm || (name == "wait" && v == `"warm"`)
+			}
 		}
 		v, err := strconv.ParseFloat(dur, 64)
 		if err != nil {
-			return fmt.Errorf("Server-Timing %q: %w", h, err)
+			return fmt.Errorf("Server-Timing %q: want name;dur=MS entries: %w", h, err)
 		}
 		got[name] = time.Duration(v * float64(time.Millisecond))
 	}

@@ -204,15 +204,11 @@ func (bn *bench) batch(ctx context.Context, h *handle, c *cell, n int) error {
 	if err := bn.settle(ctx, h, time.Minute); err != nil {
 		return err
 	}
-	var warm0, total0 int64
 	if h.srv != nil {
 		if err := resetPeakRSS(h.srv.Pid()); err != nil {
 			return fmt.Errorf("reset peak RSS of docker-run: %w", err)
 		}
-		warm0 = h.srv.warm.Load()
-		total0 = warm0 + h.srv.cold.Load()
 	}
-	ok0 := len(c.lat)
 	var mu sync.Mutex
 	one := func() {
 		h.used.Add(1)
@@ -266,12 +262,6 @@ func (bn *bench) batch(ctx context.Context, h *handle, c *cell, n int) error {
 		c.span += time.Since(start)
 	}
 	if h.srv != nil {
-		// The request's log line comes after the answer: wait for it.
-		want := total0 + int64(len(c.lat)-ok0)
-		for i := 0; i < 100 && h.srv.warm.Load()+h.srv.cold.Load() < want; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-		c.warm += int(h.srv.warm.Load() - warm0)
 		rss, err := procStatus(h.srv.Pid(), "VmHWM")
 		if err != nil {
 			return err

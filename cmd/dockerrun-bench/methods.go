@@ -260,7 +260,7 @@ func (t *overHTTP) run(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("status %d: %.200s", status, body)
 	}
 	record(ctx, p)
-	return false, t.img.check(body)
+	return p.warm, t.img.check(body)
 }
 
 func (t *overHTTP) owner() string { return t.srv.owner }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/dockerrun/dockerrun/internal/serverproc"
@@ -20,8 +19,6 @@ type server struct {
 	owner  string
 	pool   int
 	client *http.Client
-
-	warm, cold atomic.Int64 // successful runs, from the request log
 }
 
 // buildServer builds cmd/docker-run once.
@@ -60,33 +57,12 @@ func (bn *bench) startServer(ctx context.Context, name string, img *benchImage, 
 	if pool > 0 {
 		env = append(env, fmt.Sprintf("RUN_WARM_POOL=%s=%d", img.ref, pool))
 	}
-	p, err := serverproc.Start(ctx, bn.server, serverproc.Options{Env: env, OnLog: s.count, KeepLines: 20})
+	p, err := serverproc.Start(ctx, bn.server, serverproc.Options{Env: env, KeepLines: 20})
 	if err != nil {
 		return nil, err
 	}
 	s.Proc = p
 	return s, nil
-}
-
-// count counts the successful runs, warm and cold, in the server's request
-// log; the other lines are kept for error messages.
-func (s *server) count(line []byte) (keep bool) {
-	var rec struct {
-		Msg    string `json:"msg"`
-		Path   string `json:"path"`
-		Status int    `json:"status"`
-		Warm   *bool  `json:"warm"`
-	}
-	json.Unmarshal(line, &rec)
-	if rec.Msg != "request" || rec.Path != "/run" || rec.Status != http.StatusOK || rec.Warm == nil {
-		return true
-	}
-	if *rec.Warm {
-		s.warm.Add(1)
-	} else {
-		s.cold.Add(1)
-	}
-	return false
 }
 
 // post sends {"image": image, "payload": payload} to /run.
