@@ -120,6 +120,9 @@ const (
 	LabelInstance = "dockerrun.instance"
 	// LabelWarm is "true" on containers created for the warm pool.
 	LabelWarm = "dockerrun.warm"
+	// LabelKept is "true" on containers that [WithKeepContainer] keeps:
+	// [Runner.Reap] leaves them alone.
+	LabelKept = "dockerrun.kept"
 )
 
 // ulimit is a soft and hard resource limit.
@@ -523,7 +526,9 @@ func WithOwner(owner string) Option {
 }
 
 // WithKeepContainer leaves containers in place after their run (they are
-// still killed), for debugging. Default: false.
+// still killed), for debugging. They carry the label [LabelKept], and stay
+// until someone removes them: neither [Runner.Reap] nor [Runner.Close]
+// does. Default: false.
 func WithKeepContainer(keep bool) Option {
 	return func(c *config) { c.keepContainer = keep }
 }

@@ -736,7 +736,8 @@ func (r *Runner) remove(c *box) {
 // Reap removes containers that carry this Runner's owner label but that no
 // Runner is using: those of other instances (a server that died), and this
 // instance's own containers that it no longer tracks (a removal that failed
-// while the daemon was away). It returns how many it removed.
+// while the daemon was away). It leaves containers that [WithKeepContainer]
+// kept. It returns how many it removed.
 func (r *Runner) Reap(ctx context.Context) (int, error) {
 	r.startPool()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
@@ -751,6 +752,9 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
 	for _, s := range list {
+		if s.Labels[LabelKept] == "true" {
+			continue
+		}
 		if s.Labels[LabelInstance] == r.cfg.instance {
 			if _, ok := r.live.Load(s.ID); ok {
 				continue
@@ -925,6 +929,9 @@ func (r *Runner) spec(image string, warm bool, runAs string) container.Config {
 			LabelInstance: cfg.instance,
 			LabelWarm:     strconv.FormatBool(warm),
 		},
+	}
+	if cfg.keepContainer {
+		s.Labels[LabelKept] = "true"
 	}
 	if runAs != "" {
 		s.User = "0:0"

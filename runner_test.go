@@ -969,10 +969,16 @@ func TestKeepContainer(t *testing.T) {
 	if running {
 		t.Errorf("kept container %s still running, want it killed", res.Stdout)
 	}
-	// Reap, by another Runner of the same owner, cleans it up.
+	if diff := cmp.Diff("true", f.containers[res.Stdout].config.Labels[LabelKept]); diff != "" {
+		t.Errorf("kept container's %s label mismatch (-want +got):\n%s", LabelKept, diff)
+	}
+	// Reap, by another Runner of the same owner, leaves it alone.
 	r2 := newTestRunner(t, f)
-	if n, err := r2.Reap(context.Background()); n != 1 || err != nil {
-		t.Errorf("Reap() = %d, %v; want 1, nil", n, err)
+	if n, err := r2.Reap(context.Background()); n != 0 || err != nil || !f.exists(res.Stdout) {
+		t.Errorf("Reap() = %d, %v; want 0, nil and the kept container in place", n, err)
+	}
+	if err := f.ContainerRemove(context.Background(), res.Stdout, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -352,7 +352,7 @@ var table = []entry{
 		parseSeconds, dockerrun.WithMaxExecutionTime),
 	one(envVar{"RUN_MAX_OUTPUT_SIZE", "bytes", quoted(strconv.Itoa(dockerrun.DefaultMaxOutputSize)), "cap on bytes read from the container; past it the container is killed"}, true,
 		parseInt, dockerrun.WithMaxOutputSize),
-	one(envVar{"DEBUG_KEEP_CONTAINER", "bool", "`false`", "keep containers (killed, not removed) for debugging"}, true,
+	one(envVar{"DEBUG_KEEP_CONTAINER", "bool", "`false`", "keep containers (killed, not removed, labelled `dockerrun.kept=true`; never reaped) for debugging"}, true,
 		parseBool, dockerrun.WithKeepContainer),
 
 	{vars: []envVar{{"DOCKER_HOST", "", "Docker's", "a remote engine, as for the docker CLI"}, {name: "DOCKER_TLS_VERIFY"}, {name: "DOCKER_CERT_PATH"}, {name: "DOCKER_API_VERSION"}}, docker: true},
