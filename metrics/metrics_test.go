@@ -162,6 +162,21 @@ func runs(t *testing.T, m *metrics.Metrics, image string) float64 {
 	return 0
 }
 
+// exported returns the names of the metrics New exports.
+func exported() map[string]bool {
+	names := map[string]bool{}
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		metrics.New().Describe(ch)
+		close(ch)
+	}()
+	name := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	for d := range ch {
+		names[name.FindStringSubmatch(d.String())[1]] = true
+	}
+	return names
+}
+
 // TestOperationsDocListsEveryMetric checks docs/operations.md's table of
 // metrics against what New exports, both ways.
 func TestOperationsDocListsEveryMetric(t *testing.T) {
@@ -174,17 +189,23 @@ func TestOperationsDocListsEveryMetric(t *testing.T) {
 	for _, m := range regexp.MustCompile("(?m)^\\| `(dockerrun_[a-z_]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
 		documented[m[1]] = true
 	}
-	exported := map[string]bool{}
-	ch := make(chan *prometheus.Desc)
-	go func() {
-		metrics.New().Describe(ch)
-		close(ch)
-	}()
-	name := regexp.MustCompile(`fqName: "([a-z_]+)"`)
-	for d := range ch {
-		exported[name.FindStringSubmatch(d.String())[1]] = true
-	}
-	if diff := cmp.Diff(exported, documented); diff != "" {
+	if diff := cmp.Diff(exported(), documented); diff != "" {
 		t.Errorf("metrics in docs/operations.md's table mismatch (-exported +documented):\n%s", diff)
+	}
+}
+
+// TestAlertRulesNameExportedMetrics checks that every dockerrun_* series
+// that deploy/alerts.yaml names is one New exports.
+func TestAlertRulesNameExportedMetrics(t *testing.T) {
+	t.Parallel()
+	rules, err := os.ReadFile("../deploy/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := exported()
+	for _, m := range regexp.MustCompile(`dockerrun_[a-z_]+`).FindAllString(string(rules), -1) {
+		if !names[strings.TrimSuffix(m, "_bucket")] {
+			t.Errorf("deploy/alerts.yaml names %s, which the server does not export", m)
+		}
 	}
 }
