@@ -50,6 +50,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == nprocExecArg {
 		os.Exit(nprocExec(os.Args[2:], os.Stderr))
 	}
+	scrubEnviron()
 	if os.Getpid() == 1 {
 		// Nothing but root may then read PID 1's /proc entries or trace it.
 		setNonDumpable()

@@ -33,6 +33,15 @@ func TestMain(m *testing.M) {
 		code := initMain(os.Args, os.Stdin, os.Stdout, os.Stderr)
 		fmt.Fprintf(os.Stderr, "zombies=%d\n", zombieChildren())
 		os.Exit(code)
+	case "scrub":
+		scrubEnviron()
+		environ, err := os.ReadFile("/proc/self/environ")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		fmt.Printf("%q %q\n", bytes.Trim(environ, "\x00"), os.Getenv("SCRUB_ME"))
+		os.Exit(0)
 	case "agent":
 		os.Exit(agentMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 	case "reap":

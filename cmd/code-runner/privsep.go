@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/dockerrun/dockerrun/internal/protocol"
 )
@@ -142,6 +143,31 @@ func (sb sandbox) prepare(cmd *exec.Cmd) {
 	if sb.nproc > 0 && cmd.Err == nil {
 		cmd.Args = append([]string{sb.exe, nprocExecArg, strconv.FormatInt(sb.nproc, 10), cmd.Path}, cmd.Args...)
 		cmd.Path = sb.exe
+	}
+}
+
+// scrubEnviron zeroes the environment strings the process started with,
+// which /proc/PID/environ shows: gVisor lets any process read another's
+// environ, non-dumpable or not. Go copied them at start, so os.Getenv and
+// os.Environ keep working. They lie on the initial stack right after the
+// argument strings, which os.Args still points at; each one is checked
+// against the environment before it is zeroed.
+func scrubEnviron() {
+	if len(os.Args) == 0 {
+		return
+	}
+	last := os.Args[len(os.Args)-1]
+	if len(last) == 0 {
+		return // no pointer into the stack to start from
+	}
+	p := unsafe.Add(unsafe.Pointer(unsafe.StringData(last)), len(last)+1)
+	for _, kv := range syscall.Environ() {
+		b := unsafe.Slice((*byte)(p), len(kv)+1)
+		if string(b[:len(kv)]) != kv || b[len(kv)] != 0 {
+			return // not the layout expected: leave it
+		}
+		clear(b[:len(kv)])
+		p = unsafe.Add(p, len(kv)+1)
 	}
 }
 
