@@ -250,7 +250,9 @@ func WithCPUs(cpus float64) Option {
 
 // WithPidsLimit limits how many processes and threads can exist in the
 // container at once, the real defence against fork bombs. Zero means no
-// limit. Default: [DefaultPidsLimit].
+// limit. Under gVisor, for images labelled [LabelPrivsep], the code gets a
+// quarter of it as its RLIMIT_NPROC ([EnvNproc]) and the container 8 times
+// it, for gVisor's own threads. Default: [DefaultPidsLimit].
 func WithPidsLimit(n int64) Option {
 	return func(c *config) {
 		if n < 0 {
