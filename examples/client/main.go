@@ -26,18 +26,12 @@ import (
 	"github.com/dockerrun/dockerrun/httpapi"
 )
 
-// runRequest is the body of POST /run.
+// runRequest is the body of POST /run. The payload and the limits use the
+// library's types, which marshal to the documented JSON.
 type runRequest struct {
-	Image   string `json:"image"`
-	Payload any    `json:"payload"`
-}
-
-// runResult is the container's answer.
-type runResult struct {
-	Stdout   string `json:"stdout"`
-	Stderr   string `json:"stderr"`
-	Error    string `json:"error"`
-	Duration int64  `json:"duration"`
+	Image   string            `json:"image"`
+	Payload any               `json:"payload"`
+	Limits  *dockerrun.Limits `json:"limits,omitempty"`
 }
 
 // apiError is the body of every error answer.
@@ -57,16 +51,34 @@ func main() {
 
 	res, err := run(client, url, token, runRequest{
 		Image: "dockerrun/python:latest",
-		Payload: map[string]any{
-			"language": "python",
-			"stdin":    "Ada\n",
-			"files":    []map[string]string{{"name": "main.py", "content": "name = input()\nprint(f'Hello, {name}!')"}},
+		Payload: dockerrun.Request{
+			Language: "python",
+			Stdin:    "Ada\n",
+			Files:    []dockerrun.File{{Name: "main.py", Content: "name = input()\nprint(f'Hello, {name}!')"}},
 		},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("stdout: %q\nerror:  %q\nagent duration: %v\n", res.Stdout, res.Error, time.Duration(res.Duration))
+	fmt.Printf("stdout: %q\nerror:  %q\nagent duration: %v\n", res.Stdout, res.Error, res.Duration)
+
+	// Test cases in one container, under a lower time limit than the
+	// server's; each case reports its own outcome and usage.
+	res, err = run(client, url, token, runRequest{
+		Image: "dockerrun/python:latest",
+		Payload: dockerrun.Request{
+			Language: "python",
+			Files:    []dockerrun.File{{Name: "main.py", Content: "n = int(input())\nprint(n * n)"}},
+			Runs:     []dockerrun.RunInput{{Stdin: "3"}, {Stdin: "x"}, {Stdin: "12"}},
+		},
+		Limits: &dockerrun.Limits{ExecutionTime: 5 * time.Second},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, c := range res.Runs {
+		fmt.Printf("case %d: stdout %q, error %q, %d KiB peak\n", i, c.Stdout, c.Error, c.Usage.Memory>>10)
+	}
 
 	// Errors carry a stable code to match on.
 	_, err = run(client, url, token, runRequest{Image: "docker.io/library/python:3", Payload: map[string]any{}})
@@ -74,7 +86,7 @@ func main() {
 }
 
 // run posts one run request and decodes the answer.
-func run(client *http.Client, url, token string, req runRequest) (*runResult, error) {
+func run(client *http.Client, url, token string, req runRequest) (*dockerrun.Answer, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -97,7 +109,7 @@ func run(client *http.Client, url, token string, req runRequest) (*runResult, er
 		}
 		return nil, fmt.Errorf("status %d, code %s: %s", resp.StatusCode, e.Code, e.Message)
 	}
-	var res runResult
+	var res dockerrun.Answer
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return nil, fmt.Errorf("decode answer: %w", err)
 	}
