@@ -54,13 +54,14 @@ type DockerAPI interface {
 // use. Create it with [New]; call [Runner.Close] when done, which removes
 // every container it still has.
 type Runner struct {
-	cfg       *config
-	docker    DockerAPI
-	ownClient *client.Client // closed by Close; nil when the caller gave one
-	log       *slog.Logger
-	sem       *semaphore.Weighted
-	waiting   atomic.Int64 // runs waiting for a place
-	active    atomic.Int64 // calls of Run in progress, waiting ones included
+	cfg        *config
+	docker     DockerAPI
+	daemonHost string         // where the daemon listens, when the client says (*client.Client does)
+	ownClient  *client.Client // closed by Close; nil when the caller gave one
+	log        *slog.Logger
+	sem        *semaphore.Weighted
+	waiting    atomic.Int64 // runs waiting for a place
+	active     atomic.Int64 // calls of Run in progress, waiting ones included
 
 	host container.HostConfig // the same for every container
 
@@ -118,6 +119,9 @@ func New(opts ...Option) (*Runner, error) {
 			return nil, errorf(CodeInvalidConfig, err, "docker client: check DOCKER_HOST and the TLS variables")
 		}
 		r.docker, r.ownClient = c, c
+	}
+	if h, ok := r.docker.(interface{ DaemonHost() string }); ok {
+		r.daemonHost = h.DaemonHost() // before a wrapper hides it
 	}
 	if cfg.observer != nil {
 		r.docker = observedDocker{r.docker, cfg.observer}
@@ -665,11 +669,10 @@ func (r *Runner) daemonFault(c *box, state *container.State, serr error) error {
 // of a container it stopped succeeds, a new connection fails. Other hosts
 // (ssh://) are taken as listening.
 func (r *Runner) daemonListening() bool {
-	h, ok := r.docker.(interface{ DaemonHost() string })
-	if !ok {
+	if r.daemonHost == "" {
 		return true
 	}
-	u, err := url.Parse(h.DaemonHost())
+	u, err := url.Parse(r.daemonHost)
 	if err != nil {
 		return true
 	}

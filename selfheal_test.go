@@ -348,7 +348,9 @@ func TestRunDaemonFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				d := newFlakyDocker(t)
-				r := newTestRunner(t, d.fakeDocker, WithDockerClient(d))
+				// With an observer, as a server with metrics has: it
+				// wraps the client.
+				r := newTestRunner(t, d.fakeDocker, WithDockerClient(d), WithObserver(&recorder{}))
 				errc := make(chan error, 1)
 				go func() {
 					_, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "sleep"})

@@ -154,7 +154,8 @@ func TestDaemonRestart(t *testing.T) {
 		t.Run(tt.id, func(t *testing.T) {
 			eachRuntime(t, func(t *testing.T, rt string) {
 				d, cli, owner := privateDaemon(t)
-				tg := startOn(t, rt, cli, 0, append(d.Env(), "SERVER_INSTANCE_NAME="+owner, "SERVER_REAP_INTERVAL=1")...)
+				// With metrics, whose observer wraps the Docker client.
+				tg := startOn(t, rt, cli, 0, append(d.Env(), "SERVER_INSTANCE_NAME="+owner, "SERVER_REAP_INTERVAL=1", "SERVER_METRICS_ADDR=127.0.0.1:0")...)
 				inflight := tg.goPython("import time\ntime.sleep(3600)\n")
 				tg.waitRunning(30 * time.Second)
 
