@@ -146,9 +146,11 @@ func (r *Runner) observeRun(info *RunInfo, res *Result, err error) {
 	r.cfg.observer.RunDone(*info)
 }
 
-// DockerOps are the names of the Docker calls that [Observer.DockerError]
-// reports.
-var DockerOps = []string{"create", "attach", "start", "kill", "remove", "inspect", "list", "ping", "version"}
+// DockerOps returns the names of the Docker calls that
+// [Observer.DockerError] reports.
+func DockerOps() []string {
+	return []string{"create", "attach", "start", "kill", "remove", "inspect", "list", "ping", "version"}
+}
 
 // observedDocker reports the failed calls of a DockerAPI to an Observer.
 type observedDocker struct {

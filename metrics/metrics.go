@@ -103,7 +103,7 @@ func New() *Metrics {
 		version:   dockerrun.Version(),
 		images:    make(map[string]bool),
 	}
-	for _, op := range dockerrun.DockerOps {
+	for _, op := range dockerrun.DockerOps() {
 		m.dockerErrors.WithLabelValues(op)
 	}
 	return m
