@@ -211,14 +211,20 @@ func (x *execution) run(ctx context.Context, script, stdin string, limit time.Du
 	out := runCommand(ctx, c)
 	x.tr.Exited = now()
 	d := time.Since(began)
-	x.used += int64(len(out.stdout) + len(out.stderr))
-	return RunResult{
+	res := RunResult{
 		Stdout:   validUTF8(out.stdout),
 		Stderr:   validUTF8(out.stderr),
 		Error:    out.describe("program", x.lim, elapsed()),
 		Duration: d,
 		Usage:    out.usage,
 	}
+	if out.limit == errOutputLimit && x.used > 0 {
+		// Earlier output took part of the limit: say so, not that this
+		// run alone wrote it all.
+		res.Error = fmt.Sprintf("%s the program was stopped when the answer reached %d bytes of output", outputLimitPrefix, x.lim.maxOutputSize)
+	}
+	x.used += int64(len(out.stdout) + len(out.stderr))
+	return res
 }
 
 // validUTF8 returns b as a string with invalid UTF-8 replaced by U+FFFD.

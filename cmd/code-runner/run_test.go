@@ -504,7 +504,7 @@ func TestRunRuns(t *testing.T) {
 			lim:  limits{maxOutputSize: 1000},
 			want: Result{Runs: []RunResult{
 				{Stdout: strings.Repeat("x", 600)},
-				{Stdout: strings.Repeat("y", 400), Error: "Output limit exceeded: the program wrote more than 1000 bytes and was stopped"},
+				{Stdout: strings.Repeat("y", 400), Error: "Output limit exceeded: the program was stopped when the answer reached 1000 bytes of output"},
 				{Error: "Output limit exceeded: the program was not run: the answer already holds 1000 bytes of output"},
 			}},
 		},
