@@ -174,6 +174,35 @@ func TestRunDuration(t *testing.T) {
 	}
 }
 
+// TestRunDurationIsTheCommands checks that duration is that of the run
+// command alone, or of the build command that failed, as glot's agent
+// reports it, and with runs that of the build. The bounds tell them apart:
+// the build sleeps 0.4 s, the run command 0.1 s.
+func TestRunDurationIsTheCommands(t *testing.T) {
+	t.Parallel()
+	build := func(script string) *RunInstructions {
+		return &RunInstructions{BuildCommands: []string{"sleep 0.4", script}, RunCommand: "sleep 0.1"}
+	}
+	tests := []struct {
+		name     string
+		req      Request
+		min, max time.Duration
+	}{
+		{name: "run command only", req: Request{RunInstructions: build("true")}, min: 100 * time.Millisecond, max: 490 * time.Millisecond},
+		{name: "the failed build command", req: Request{RunInstructions: build("exit 1")}, max: 390 * time.Millisecond},
+		{name: "with runs: the whole build", req: Request{RunInstructions: build("true"), Runs: []protocol.RunInput{{}}}, min: 400 * time.Millisecond, max: 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := runIn(t, tt.req, limits{})
+			if got.Duration < tt.min || got.Duration > tt.max {
+				t.Errorf("run() duration = %v, want between %v and %v", got.Duration, tt.min, tt.max)
+			}
+		})
+	}
+}
+
 func TestRunOutputLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 10000
