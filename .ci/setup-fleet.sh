@@ -2,7 +2,7 @@
 # Installs what the tests of deploy/ need: HAProxy from Debian, the load
 # balancer the fleet test puts in front of two servers; systemd-analyze,
 # which checks the systemd unit; promtool (package prometheus), which checks
-# the alerting rules. Only the binaries are used: the fleet test starts its
+# the alerting rules; docker-compose, which runs deploy/compose.yaml. Only the binaries are used: the fleet test starts its
 # own haproxy in the foreground with its own configuration, and the packaged
 # services are stopped and disabled so that they never listen. Idempotent.
 set -euo pipefail
@@ -13,6 +13,7 @@ need=()
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing: ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
