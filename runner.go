@@ -418,13 +418,11 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory in
 	defer ccancel()
 	spec, host, err := r.containerSpec(cctx, image, warm, memory)
 	if err != nil {
-		return nil, r.dockerError(cctx, CodeContainerCreate, err, "inspect image %q (is the image on the daemon? it is never pulled)", image)
+		return nil, r.imageError(cctx, err, image)
 	}
 	resp, err := r.docker.ContainerCreate(cctx, &spec, &host, nil, nil, "")
-	if errdefs.IsNotFound(err) {
-		return nil, errorf(CodeContainerCreate, err, "no image %q on the daemon: build or load it there (images are never pulled)", image)
-	} else if err != nil {
-		return nil, r.dockerError(cctx, CodeContainerCreate, err, "create container from image %q", image)
+	if err != nil {
+		return nil, r.imageError(cctx, err, image)
 	}
 	c := &box{id: resp.ID, image: image, warm: warm, memory: memory}
 	r.live.Store(c.id, struct{}{})
@@ -449,6 +447,15 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory in
 	}
 	c.ready = time.Now()
 	return c, nil
+}
+
+// imageError classifies an error of inspecting image or creating a
+// container from it: a missing image says so.
+func (r *Runner) imageError(ctx context.Context, err error, image string) error {
+	if errdefs.IsNotFound(err) {
+		return errorf(CodeContainerCreate, err, "no image %q on the daemon: build or load it there (images are never pulled)", image)
+	}
+	return r.dockerError(ctx, CodeContainerCreate, err, "create a container from image %q", image)
 }
 
 // dockerError classifies an error of a Docker call: an unreachable daemon
@@ -868,7 +875,7 @@ func coldSpec(ctx context.Context, runner any, image string) (*container.Config,
 	defer cancel()
 	spec, host, err := r.containerSpec(ctx, image, false, r.cfg.memory)
 	if err != nil {
-		return nil, nil, r.dockerError(ctx, CodeContainerCreate, err, "inspect image %q (is the image on the daemon? it is never pulled)", image)
+		return nil, nil, r.imageError(ctx, err, image)
 	}
 	host.Tmpfs = maps.Clone(host.Tmpfs)
 	host.SecurityOpt = slices.Clone(host.SecurityOpt)

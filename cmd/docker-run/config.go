@@ -38,9 +38,12 @@ type server struct {
 	maxBody      int64
 	reapInterval time.Duration
 	debugAddr    string
-	metricsAddr  string
-	logLevel     slog.Level
-	logFormat    string
+	// listenFD is set by socket activation: serve on fd 3.
+	listenFD    bool
+	listenPID   int
+	metricsAddr string
+	logLevel    slog.Level
+	logFormat   string
 }
 
 // The defaults of the server's own settings.
@@ -395,6 +398,23 @@ var table = []entry{
 				return errors.New("want a whole number of seconds, 0 or more")
 			}
 			s.reapInterval = d
+			return nil
+		}),
+	serverVar(envVar{"LISTEN_FDS", "`1`", "unset", "systemd socket activation: serve on the socket passed as fd 3 instead of `SERVER_LISTEN_ADDR`:`SERVER_LISTEN_PORT`"}, false,
+		func(s *server, v string) error {
+			if v != "1" {
+				return errors.New("want 1: the server takes one socket")
+			}
+			s.listenFD = true
+			return nil
+		}),
+	serverVar(envVar{"LISTEN_PID", "pid", "unset", "with `LISTEN_FDS`: the process the socket is for; another's is ignored, as systemd wants"}, false,
+		func(s *server, v string) error {
+			n, err := parseInt(v)
+			if err != nil || n <= 0 {
+				return errors.New("want a process id")
+			}
+			s.listenPID = int(n)
 			return nil
 		}),
 	serverVar(envVar{"SERVER_DEBUG_ADDR", "loopback `host:port`", "empty (off)", "serves `net/http/pprof` and `{\"goroutines\": N}` at `/debug/vars`; refused unless loopback, since it has no token"}, false,

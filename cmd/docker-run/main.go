@@ -53,13 +53,7 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 	if err != nil {
 		return err
 	}
-	hopts := &slog.HandlerOptions{Level: cfg.logLevel}
-	var log *slog.Logger
-	if cfg.logFormat == "text" {
-		log = slog.New(slog.NewTextHandler(logOut, hopts))
-	} else {
-		log = slog.New(slog.NewJSONHandler(logOut, hopts))
-	}
+	log := newLogger(cfg.server, logOut)
 
 	opts := cfg.runnerOptions(log)
 	var m *metrics.Metrics
@@ -81,12 +75,62 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 	}()
 	if m != nil {
 		m.Watch(runner)
-		msrv, err := serveMetrics(cfg.metricsAddr, m, log)
+		stop, err := serveSide("metrics", cfg.metricsAddr, "SERVER_METRICS_ADDR", metricsHandler(m, log), log)
 		if err != nil {
-			return fmt.Errorf("listen on %s (SERVER_METRICS_ADDR): %w", cfg.metricsAddr, err)
+			return err
 		}
-		defer msrv.Close()
+		defer stop()
 	}
+	if err := start(ctx, runner, cfg.reapInterval, log); err != nil {
+		return err
+	}
+	if cfg.debugAddr != "" {
+		stop, err := serveSide("debug", cfg.debugAddr, "SERVER_DEBUG_ADDR", debugHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	// Listen once the daemon answers: a client that connects is served.
+	ln, err := cfg.listen()
+	if err != nil {
+		return err
+	}
+	return serve(ctx, ln, cfg.server, runner, log)
+}
+
+// newLogger returns the logger that the settings ask for, writing to out.
+func newLogger(s server, out io.Writer) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: s.logLevel}
+	if s.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(out, hopts))
+	}
+	return slog.New(slog.NewJSONHandler(out, hopts))
+}
+
+// listen returns the API's listener: the socket a service manager passed
+// (LISTEN_FDS), or a new one on SERVER_LISTEN_ADDR:SERVER_LISTEN_PORT.
+func (s *server) listen() (net.Listener, error) {
+	if s.listenFD && (s.listenPID == 0 || s.listenPID == os.Getpid()) {
+		f := os.NewFile(3, "LISTEN_FDS socket")
+		defer f.Close()
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("the socket passed as fd 3 (LISTEN_FDS): %w", err)
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", s.addr())
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (SERVER_LISTEN_ADDR, SERVER_LISTEN_PORT): %w", s.addr(), err)
+	}
+	return ln, nil
+}
+
+// start checks that the daemon answers, removes what an earlier instance
+// left and, every interval (0: never), what this one leaves, until ctx is
+// done.
+func start(ctx context.Context, runner *dockerrun.Runner, interval time.Duration, log *slog.Logger) error {
 	if err := runner.Ping(ctx); err != nil {
 		if tlsProblem(err) {
 			return fmt.Errorf("the TLS handshake with the Docker daemon at DOCKER_HOST failed: check DOCKER_CERT_PATH (its ca.pem must have signed the daemon's certificate, whose names must include DOCKER_HOST's host; cert.pem and key.pem are a client certificate that the daemon's CA signed) and DOCKER_TLS_VERIFY: %w", err)
@@ -98,33 +142,36 @@ func run(ctx context.Context, lookup func(string) (string, bool), logOut io.Writ
 	} else if n > 0 {
 		log.Info("removed containers left by an earlier instance", "count", n)
 	}
-	if cfg.reapInterval > 0 {
-		go reapEvery(ctx, runner, cfg.reapInterval, log)
+	if interval > 0 {
+		go reapEvery(ctx, runner, interval, log)
 	}
+	return nil
+}
 
-	if cfg.debugAddr != "" {
-		dln, err := net.Listen("tcp", cfg.debugAddr)
-		if err != nil {
-			return fmt.Errorf("listen on %s (SERVER_DEBUG_ADDR): %w", cfg.debugAddr, err)
-		}
-		dsrv := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go dsrv.Serve(dln)
-		defer dsrv.Close()
-		log.Info("debug listening", "addr", dln.Addr().String())
+// serveSide serves h on addr, the value of the variable named v, until
+// stop is called.
+func serveSide(name, addr, v string, h http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, v, err)
 	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	log.Info(name+" listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
 
+// serve serves the API on ln until ctx is done, then lets the runs in
+// flight finish.
+func serve(ctx context.Context, ln net.Listener, s server, runner *dockerrun.Runner, log *slog.Logger) error {
 	handler, err := httpapi.New(httpapi.Config{
 		Runner:       runner,
-		AccessToken:  cfg.accessToken,
+		AccessToken:  s.accessToken,
 		Logger:       log,
-		MaxBodyBytes: cfg.maxBody,
+		MaxBodyBytes: s.maxBody,
 	})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.addr())
-	if err != nil {
-		return fmt.Errorf("listen on %s (SERVER_LISTEN_ADDR, SERVER_LISTEN_PORT): %w", cfg.addr(), err)
 	}
 	// A run may take the execution time limit plus the Docker calls around
 	// it; the write timeout leaves room for both.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -28,17 +27,4 @@ func metricsHandler(m *metrics.Metrics, log *slog.Logger) http.Handler {
 		EnableOpenMetrics: true,
 	}))
 	return mux
-}
-
-// serveMetrics starts the SERVER_METRICS_ADDR listener. Its server is
-// closed by the caller.
-func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: metricsHandler(m, log), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	log.Info("metrics listening", "addr", ln.Addr().String())
-	return srv, nil
 }

@@ -25,7 +25,6 @@ func TestKill9Reap(t *testing.T) {
 		go dead.Run(context.Background(), httpClient, pythonImage, pythonPayload("import time\ntime.sleep(3600)\n"))
 		waitOwned(t, owner, "running", 30*time.Second)
 		dead.Kill()
-		time.Sleep(time.Second)
 		left := testenv.Containers(t, ownerLabel, owner)
 		if len(left) != 1 {
 			t.Fatalf("%d containers left by the killed server; want its one run's", len(left))

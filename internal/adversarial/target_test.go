@@ -86,18 +86,15 @@ func start(t *testing.T, rt string, env ...string) *target {
 func startOn(t *testing.T, rt string, cli *client.Client, warm int, env ...string) *target {
 	t.Helper()
 	testenv.LanguageImages(t, "python", "bash")
-	env = append([]string{"DOCKER_CONTAINER_RUNTIME=" + rt, "SERVER_DEBUG_ADDR=127.0.0.1:0"}, env...)
+	debugAddr := testenv.FreeAddr(t)
+	env = append([]string{"DOCKER_CONTAINER_RUNTIME=" + rt, "SERVER_DEBUG_ADDR=" + debugAddr}, env...)
 	tg := &target{Server: testenv.StartServer(t, env...), t: t, rt: rt, cli: cli, warm: warm}
 	for _, kv := range env {
 		if owner, ok := strings.CutPrefix(kv, "SERVER_INSTANCE_NAME="); ok {
 			tg.Owner = owner // the one in effect, for every check
 		}
 	}
-	addr, err := logged(tg.Logs(), "debug listening", "addr")
-	if err != nil {
-		t.Fatalf("debug listener: %v\n%s", err, tg.Logs())
-	}
-	tg.debugURL = "http://" + addr
+	tg.debugURL = "http://" + debugAddr
 	tg.runNormally("before the attack")
 	tg.base = tg.quiet()
 	t.Cleanup(tg.after)

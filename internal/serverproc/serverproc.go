@@ -1,7 +1,8 @@
 // Package serverproc runs cmd/docker-run as a child process on a free
 // loopback port, for the integration tests, the adversarial suite and the
-// benchmark. It builds the binary, starts it, finds the address it listens
-// on in its JSON log, keeps the log for error messages, and stops it.
+// benchmark. It builds the binary, starts it on a socket of its own making
+// (socket activation: LISTEN_FDS), waits until it answers, keeps its log
+// for error messages, and stops it.
 package serverproc
 
 import (
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,18 +44,14 @@ var passed = []string{"DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "D
 type Options struct {
 	// Env is added to the base environment, and wins over it: PATH and the
 	// Docker and Go memory variables of this process, API_ACCESS_TOKEN
-	// (Token: do not set another here),
-	// SERVER_LISTEN_ADDR=127.0.0.1, SERVER_LISTEN_PORT=0 and LOG_FORMAT=json
-	// (which Start needs to find the address).
+	// (Token: do not set another here), LISTEN_FDS=1 (the socket Start
+	// makes) and LOG_FORMAT=json.
 	Env []string
 	// Token is the server's access token. Default: a random one.
 	Token string
-	// OnLog, if set, sees every log line, in order, on one goroutine.
-	// Lines for which it returns false are not kept for [Proc.Logs].
-	OnLog func(line []byte) (keep bool)
 	// KeepLines is how many of the last log lines are kept; 0 keeps all.
 	KeepLines int
-	// ListenTimeout bounds the wait for the server to listen; 0 means 30 s.
+	// ListenTimeout bounds the wait for the server to answer; 0 means 30 s.
 	ListenTimeout time.Duration
 }
 
@@ -73,21 +71,28 @@ type Proc struct {
 	keep  int
 }
 
-// Start starts the server binary bin and waits until it listens. If the
-// server exits first, does not listen in time, or ctx ends, Start kills it
-// and returns an error that includes its log.
+// Start starts the server binary bin on a loopback socket that it makes and
+// passes (LISTEN_FDS), and waits until the server answers GET /, which it
+// does once it has checked its configuration and the daemon. If the server
+// exits first, does not answer in time, or ctx ends, Start kills it and
+// returns an error that includes its log.
 func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
 	p := &Proc{Token: o.Token, exited: make(chan struct{}), keep: o.KeepLines}
 	if p.Token == "" {
 		p.Token = rand.Text()
 	}
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"API_ACCESS_TOKEN=" + p.Token,
-		"SERVER_LISTEN_ADDR=127.0.0.1",
-		"SERVER_LISTEN_PORT=0",
-		"LOG_FORMAT=json",
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
+	p.URL = "http://" + ln.Addr().String()
+	sock, err := ln.(*net.TCPListener).File()
+	ln.Close() // sock is a copy, which the server inherits
+	if err != nil {
+		return nil, err
+	}
+	defer sock.Close()
+	env := []string{"PATH=" + os.Getenv("PATH"), "API_ACCESS_TOKEN=" + p.Token, "LISTEN_FDS=1", "LOG_FORMAT=json"}
 	for _, k := range passed {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
@@ -96,6 +101,7 @@ func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
 	// exec.Cmd keeps the last value of a variable set twice.
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append(env, o.Env...)
+	p.cmd.ExtraFiles = []*os.File{sock}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -103,52 +109,45 @@ func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start docker-run: %w", err)
 	}
-	addr := make(chan string, 1)
-	go p.follow(stderr, o.OnLog, addr)
+	sock.Close() // the server's copy alone: its exit resets waiting clients
+	go p.follow(stderr)
 
 	timeout := o.ListenTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() {
+		status, _, err := p.Do(ctx, nil, http.MethodGet, "/", nil)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("GET / answered %d", status)
+		}
+		answered <- err
+	}()
 	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-		return p, nil
+	case err = <-answered:
+		if err == nil {
+			return p, nil
+		}
 	case <-p.exited:
-		return nil, fmt.Errorf("docker-run exited before listening: %v\n%s", p.err, p.Logs())
-	case <-timer.C:
-		p.Kill()
-		return nil, fmt.Errorf("docker-run did not listen within %v\n%s", timeout, p.Logs())
-	case <-ctx.Done():
-		p.Kill()
-		return nil, ctx.Err()
 	}
+	p.Kill()
+	var exit *exec.ExitError
+	if errors.As(p.err, &exit) && exit.ExitCode() >= 0 {
+		return nil, fmt.Errorf("docker-run exited before listening: %v\n%s", p.err, p.Logs())
+	}
+	return nil, fmt.Errorf("docker-run did not answer GET / within %v: %v\n%s", timeout, err, p.Logs())
 }
 
-// follow reads the server's log until it exits: it sends the listening
-// address on addr, hands each line to onLog and keeps what it should.
-func (p *Proc) follow(r io.Reader, onLog func([]byte) bool, addr chan<- string) {
+// follow keeps the server's log until it exits.
+func (p *Proc) follow(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Bytes()
-		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
-			select {
-			case addr <- rec.Addr:
-			default:
-			}
-		}
-		if onLog != nil && !onLog(line) {
-			continue
-		}
 		p.mu.Lock()
-		p.lines = append(p.lines, string(line))
+		p.lines = append(p.lines, sc.Text())
 		if p.keep > 0 && len(p.lines) > p.keep {
 			p.lines = p.lines[len(p.lines)-p.keep:]
 		}
