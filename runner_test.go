@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -717,11 +718,14 @@ func warmIDs(f *fakeDocker, instance string) []string {
 
 func TestWarmPool(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, testWarmPool)
+}
+
+func testWarmPool(t *testing.T) {
 	const size = 2
 	f := newFakeDocker()
 	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": size}), WithMaxConcurrentRuns(4))
-	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return len(warmIDs(f, r.Instance())) == size })
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // the pool has filled, and stopped
 	if got := len(warmIDs(f, r.Instance())); got != size {
 		t.Errorf("pool holds %d containers after filling, want %d", got, size)
 	}
@@ -861,20 +865,32 @@ func TestWarmPoolTakeSkipsExpired(t *testing.T) {
 
 func TestWarmPoolBacksOff(t *testing.T) {
 	t.Parallel()
-	f := newFakeDocker()
-	f.failCreate = func(context.Context, *container.Config) error {
-		return errdefs.NotFound(errors.New("No such image: fake/img:latest"))
-	}
-	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 2}))
-	const window = 700 * time.Millisecond
-	time.Sleep(window)
-	// Backoff from 100ms, doubling: attempts at about 0, 0.1, 0.3 and 0.7s.
-	if got := f.count("create"); got < 2 || got > 6 {
-		t.Errorf("%d create calls in %v while create fails, want 2 to 6: the pool must retry, with backoff", got, window)
-	}
-	// Once create works again, the pool fills.
-	f.setFailCreate(nil)
-	waitFor(t, 5*time.Second, "the pool to fill once create works", func() bool { return poolSize(r, "fake/img") == 2 })
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeDocker()
+		f.failCreate = func(context.Context, *container.Config) error {
+			return errdefs.NotFound(errors.New("No such image: fake/img:latest"))
+		}
+		r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 2}))
+		// Backoff from poolBackoffMin, doubling: attempts at 0, 1, 3 and 7
+		// times it, and none in between.
+		start := time.Now()
+		var got []int
+		for _, at := range []time.Duration{0, 2, 4, 6, 8} {
+			time.Sleep(time.Until(start.Add(at * poolBackoffMin / 2)))
+			synctest.Wait()
+			got = append(got, f.count("create"))
+		}
+		if diff := cmp.Diff([]int{1, 2, 2, 3, 3}, got); diff != "" {
+			t.Errorf("create calls at 0, 1, 2, 3 and 4 times the minimum backoff mismatch (-want +got):\n%s", diff)
+		}
+		// Once create works again, the pool fills.
+		f.setFailCreate(nil)
+		time.Sleep(poolBackoffMax)
+		synctest.Wait()
+		if got := poolSize(r, "fake/img"); got != 2 {
+			t.Errorf("pool holds %d containers once create works, want 2", got)
+		}
+	})
 }
 
 // New does no I/O: the pool starts filling at the first call that talks to
@@ -902,50 +918,54 @@ func TestWarmPoolStartsAtFirstDaemonCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeDocker()
-			r, err := New(WithDockerClient(f), WithWarmPool(map[string]int{"fake/img": 2}), WithMaxConcurrentRuns(4))
-			if err != nil {
-				t.Fatalf("New() error: %v", err)
-			}
-			defer func() {
-				if err := r.Close(context.Background()); err != nil {
-					t.Errorf("Close() error: %v", err)
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeDocker()
+				r, err := New(WithDockerClient(f), WithWarmPool(map[string]int{"fake/img": 2}), WithMaxConcurrentRuns(4))
+				if err != nil {
+					t.Fatalf("New() error: %v", err)
 				}
-				f.checkClean(t, r.Instance())
-			}()
-			time.Sleep(100 * time.Millisecond)
-			if diff := cmp.Diff([]string(nil), f.ops()); diff != "" {
-				t.Fatalf("Docker calls after New, before any call on the Runner (-want +got):\n%s", diff)
-			}
-			if err := tt.call(r); err != nil {
-				t.Fatalf("%s error: %v", tt.name, err)
-			}
-			if tt.fills {
-				waitFor(t, 5*time.Second, "the pool to fill", func() bool { return poolSize(r, "fake/img") == 2 })
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-			if got := f.count("create"); got != 0 {
-				t.Errorf("%d containers created by a Runner closed before its first call, want 0", got)
-			}
+				defer func() {
+					if err := r.Close(context.Background()); err != nil {
+						t.Errorf("Close() error: %v", err)
+					}
+					f.checkClean(t, r.Instance())
+				}()
+				synctest.Wait()
+				if diff := cmp.Diff([]string(nil), f.ops()); diff != "" {
+					t.Fatalf("Docker calls after New, before any call on the Runner (-want +got):\n%s", diff)
+				}
+				if err := tt.call(r); err != nil {
+					t.Fatalf("%s error: %v", tt.name, err)
+				}
+				if tt.fills {
+					waitFor(t, 5*time.Second, "the pool to fill", func() bool { return poolSize(r, "fake/img") == 2 })
+					return
+				}
+				synctest.Wait()
+				if got := f.count("create"); got != 0 {
+					t.Errorf("%d containers created by a Runner closed before its first call, want 0", got)
+				}
+			})
 		})
 	}
 }
 
 func TestWarmPoolCloseRemovesContainers(t *testing.T) {
 	t.Parallel()
-	f := newFakeDocker()
-	r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/a": 2, "fake/b": 1}), WithMaxConcurrentRuns(4))
-	waitFor(t, 5*time.Second, "the pools to fill", func() bool { return len(warmIDs(f, r.Instance())) == 3 })
-	closeRunner(t, r)
-	if left := f.ids(func(*fakeContainer) bool { return true }); len(left) > 0 {
-		t.Errorf("containers left after Close: %v", left)
-	}
-	creates := f.count("create")
-	time.Sleep(50 * time.Millisecond)
-	if got := f.count("create"); got != creates {
-		t.Errorf("the pool created %d containers after Close", got-creates)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeDocker()
+		r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/a": 2, "fake/b": 1}), WithMaxConcurrentRuns(4))
+		waitFor(t, 5*time.Second, "the pools to fill", func() bool { return len(warmIDs(f, r.Instance())) == 3 })
+		closeRunner(t, r)
+		if left := f.ids(func(*fakeContainer) bool { return true }); len(left) > 0 {
+			t.Errorf("containers left after Close: %v", left)
+		}
+		creates := f.count("create")
+		synctest.Wait()
+		if got := f.count("create"); got != creates {
+			t.Errorf("the pool created %d containers after Close", got-creates)
+		}
+	})
 }
 
 func TestKeepContainer(t *testing.T) {
