@@ -8,7 +8,9 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -28,9 +30,10 @@ type Observer interface {
 	// [Runner.Reap]; it is not called when n is 0.
 	ContainersReaped(n int)
 	// DockerError reports a failed call to the Docker daemon. op is the
-	// name of the call, one of [DockerOps]. Answers that are part of the
-	// normal course (a container already gone or already stopped) and
-	// calls cancelled by the caller are not errors.
+	// name of the call, one of [DockerOps]. Answers that something does not
+	// exist (an image that is not on the daemon, a container already gone),
+	// that a container is already stopping, and calls cancelled by the
+	// caller are not errors: they are not the daemon's trouble.
 	DockerError(op string)
 }
 
@@ -149,7 +152,7 @@ func (r *Runner) observeRun(info *RunInfo, res *Result, err error) {
 // DockerOps returns the names of the Docker calls that
 // [Observer.DockerError] reports.
 func DockerOps() []string {
-	return []string{"create", "attach", "start", "kill", "remove", "inspect", "list", "ping", "version"}
+	return []string{"image_inspect", "create", "attach", "start", "kill", "remove", "inspect", "list", "ping", "version"}
 }
 
 // observedDocker reports the failed calls of a DockerAPI to an Observer.
@@ -163,7 +166,7 @@ func (d observedDocker) failed(op string, err error) {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return
 	}
-	if (op == "kill" || op == "remove" || op == "inspect") && (errdefs.IsNotFound(err) || errdefs.IsConflict(err)) {
+	if errdefs.IsNotFound(err) || (op == "kill" || op == "remove" || op == "inspect") && errdefs.IsConflict(err) {
 		return
 	}
 	d.obs.DockerError(op)
@@ -172,6 +175,12 @@ func (d observedDocker) failed(op string, err error) {
 func (d observedDocker) ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error) {
 	resp, err := d.DockerAPI.ContainerCreate(ctx, config, hostConfig, networkingConfig, platform, name)
 	d.failed("create", err)
+	return resp, err
+}
+
+func (d observedDocker) ImageInspect(ctx context.Context, name string, opts ...client.ImageInspectOption) (image.InspectResponse, error) {
+	resp, err := d.DockerAPI.ImageInspect(ctx, name, opts...)
+	d.failed("image_inspect", err)
 	return resp, err
 }
 

@@ -60,6 +60,7 @@ dockerrun_containers_reaped_total 3
 # TYPE dockerrun_docker_errors_total counter
 dockerrun_docker_errors_total{op="attach"} 0
 dockerrun_docker_errors_total{op="create"} 0
+dockerrun_docker_errors_total{op="image_inspect"} 0
 dockerrun_docker_errors_total{op="inspect"} 0
 dockerrun_docker_errors_total{op="kill"} 0
 dockerrun_docker_errors_total{op="list"} 0
