@@ -3,6 +3,7 @@ package dockerrun_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -441,8 +442,10 @@ func TestPoolCountsAgainstTheConcurrencyLimit(t *testing.T) {
 	const limit, size = 3, 2
 	cli := testenv.Docker(t)
 	probe := testenv.Probe(t)
-	// The same probe under a second name, so that its runs are cold.
-	other := "dockerrun-test/probe:cold"
+	// The same probe under a second name, so that its runs are cold. The
+	// name is this run's own: test binaries of other work trees may tag and
+	// remove theirs meanwhile on the same daemon.
+	other := "dockerrun-test/probe:cold-" + strings.ToLower(rand.Text()[:8])
 	if err := cli.ImageTag(context.Background(), probe, other); err != nil {
 		t.Fatalf("tag %s: %v", other, err)
 	}
