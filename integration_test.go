@@ -2,6 +2,7 @@ package dockerrun_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,10 @@ import (
 
 var owners atomic.Int64
 
+// ownerRun tells this test binary's owners from those of the same tests run
+// at the same time from another work tree on the same daemon.
+var ownerRun = strings.ToLower(rand.Text()[:6])
+
 // newRunner returns a Runner against the real engine, with an owner label of
 // its own, and checks after the test that it left no container behind.
 func newRunner(t *testing.T, opts ...dockerrun.Option) *dockerrun.Runner {
@@ -29,7 +34,7 @@ func newRunner(t *testing.T, opts ...dockerrun.Option) *dockerrun.Runner {
 func newOwnedRunner(t *testing.T, opts ...dockerrun.Option) (*dockerrun.Runner, string) {
 	t.Helper()
 	testenv.Docker(t)
-	owner := fmt.Sprintf("it-%s-%d", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), owners.Add(1))
+	owner := fmt.Sprintf("it-%s-%d-%s", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), owners.Add(1), ownerRun)
 	if len(owner) > 63 {
 		owner = owner[len(owner)-63:]
 		owner = "x" + owner[1:]
