@@ -140,7 +140,6 @@ type config struct {
 	hostname        string
 	user            string
 	memory          int64
-	memorySwap      int64
 	nanoCPUs        int64
 	pidsLimit       int64
 	networkDisabled bool

@@ -75,8 +75,7 @@ type Runner struct {
 	closeMu   sync.RWMutex   // orders a run's start before Close's wait
 	runs      sync.WaitGroup // runs in flight
 	closeOnce sync.Once
-	poolOnce  sync.Once     // starts the pool
-	done      chan struct{} // closed by Close
+	poolOnce  sync.Once // starts the pool
 }
 
 // How many containers are removed at once in the background.
@@ -107,7 +106,6 @@ func New(opts ...Option) (*Runner, error) {
 		sem:     semaphore.NewWeighted(cfg.maxConcurrent),
 		host:    hostConfig(cfg),
 		removeQ: make(chan struct{}, parallelRemovals),
-		done:    make(chan struct{}),
 	}
 	if r.docker == nil {
 		copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
@@ -807,7 +805,6 @@ func (r *Runner) Close(ctx context.Context) error {
 		r.closeMu.Lock()
 		r.closed.Store(true)
 		r.closeMu.Unlock()
-		close(r.done)
 	})
 	r.pool.close()
 	waited := make(chan struct{})
