@@ -1220,11 +1220,11 @@ func TestPrivsepInspectsEveryCreate(t *testing.T) {
 	}
 
 	f.mu.Lock()
-	f.failInspect = errdefs.NotFound(errors.New("No such image: fake/img"))
+	f.failInspect = errors.New("inspect failed")
 	f.mu.Unlock()
 	_, err := r.Run(context.Background(), "fake/img", payload)
-	if ErrorCode(err) != CodeContainerCreate || !strings.Contains(err.Error(), "never pulled") {
-		t.Errorf("Run() error = %v: want %s saying the image is never pulled", err, CodeContainerCreate)
+	if ErrorCode(err) != CodeContainerCreate || !strings.Contains(err.Error(), `from image "fake/img"`) {
+		t.Errorf("Run() error = %v: want %s naming the image", err, CodeContainerCreate)
 	}
 	if n := f.count("create"); n != 2 {
 		t.Errorf("%d creates: want 2, none after the failed inspect", n)
