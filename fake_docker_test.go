@@ -150,15 +150,9 @@ func (f *fakeDocker) ContainerCreate(ctx context.Context, cfg *container.Config,
 func (f *fakeDocker) ContainerAttach(ctx context.Context, id string, opts container.AttachOptions) (types.HijackedResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("attach", id)
-	c, ok := f.containers[id]
-	switch {
-	case !ok:
-		return types.HijackedResponse{}, notFound(id)
-	case ctx.Err() != nil:
-		return types.HijackedResponse{}, ctx.Err()
-	case f.failAttach != nil:
-		return types.HijackedResponse{}, f.failAttach
+	c, err := f.find(ctx, "attach", id, f.failAttach)
+	if err != nil {
+		return types.HijackedResponse{}, err
 	}
 	if c.started {
 		f.violations = append(f.violations, id+": attach after start: output is lost")
@@ -174,18 +168,11 @@ func (f *fakeDocker) ContainerAttach(ctx context.Context, id string, opts contai
 func (f *fakeDocker) ContainerStart(ctx context.Context, id string, _ container.StartOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("start", id)
-	c, ok := f.containers[id]
-	switch {
-	case !ok:
-		return notFound(id)
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case f.failRemove != nil:
-		return f.failRemove
-	case f.failStart != nil:
-		return f.failStart
-	case c.started:
+	c, err := f.find(ctx, "start", id, f.failStart)
+	if err != nil {
+		return err
+	}
+	if c.started {
 		return errdefs.Conflict(fmt.Errorf("container %s already started", id))
 	}
 	c.started = true
@@ -202,6 +189,23 @@ func (f *fakeDocker) ContainerStart(ctx context.Context, id string, _ container.
 	f.progs.Add(1)
 	go f.play(c, prog)
 	return nil
+}
+
+// find records op on id and returns its container, or the daemon's error:
+// no such container, a cancelled call, or fail, an injected failure. f.mu
+// is held.
+func (f *fakeDocker) find(ctx context.Context, op, id string, fail error) (*fakeContainer, error) {
+	f.record(op, id)
+	c, ok := f.containers[id]
+	switch {
+	case !ok:
+		return nil, notFound(id)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case fail != nil:
+		return nil, fail
+	}
+	return c, nil
 }
 
 // play runs the container's program, then exits the container.
@@ -226,15 +230,11 @@ func (f *fakeDocker) stop(c *fakeContainer) {
 func (f *fakeDocker) ContainerKill(ctx context.Context, id, signal string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("kill", id)
-	c, ok := f.containers[id]
+	c, err := f.find(ctx, "kill", id, nil)
+	if err != nil {
+		return err
+	}
 	switch {
-	case !ok:
-		return notFound(id)
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case f.failRemove != nil:
-		return f.failRemove
 	case signal != "KILL":
 		f.violations = append(f.violations, fmt.Sprintf("%s: kill with %s: want KILL", id, signal))
 	case !c.state.Running:
@@ -247,15 +247,11 @@ func (f *fakeDocker) ContainerKill(ctx context.Context, id, signal string) error
 func (f *fakeDocker) ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("remove", id)
-	c, ok := f.containers[id]
+	c, err := f.find(ctx, "remove", id, f.failRemove)
+	if err != nil {
+		return err
+	}
 	switch {
-	case !ok:
-		return notFound(id)
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case f.failRemove != nil:
-		return f.failRemove
 	case c.state.Running && !opts.Force:
 		return errdefs.Conflict(fmt.Errorf("container %s is running: stop it or use force", id))
 	case c.state.Running:
