@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -198,6 +199,22 @@ func parseString(v string) (string, error) { return v, nil }
 // parseFields splits a space-separated list.
 func parseFields(v string) ([]string, error) { return strings.Fields(v), nil }
 
+// parseSeccompProfile reads a seccomp mode, or the path of a profile in
+// Docker's JSON format, whose content it returns.
+func parseSeccompProfile(v string) (string, error) {
+	switch v {
+	case dockerrun.SeccompBuiltin, dockerrun.SeccompDaemon, dockerrun.SeccompUnconfined:
+		return v, nil
+	case "":
+		return "", fmt.Errorf("want %s, %s, %s or the path of a JSON profile", dockerrun.SeccompBuiltin, dockerrun.SeccompDaemon, dockerrun.SeccompUnconfined)
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return "", fmt.Errorf("want %s, %s, %s or the path of a JSON profile: %w", dockerrun.SeccompBuiltin, dockerrun.SeccompDaemon, dockerrun.SeccompUnconfined, err)
+	}
+	return string(b), nil
+}
+
 // parseWarmPool reads IMAGE=SIZE entries separated by spaces.
 func parseWarmPool(v string) (map[string]int, error) {
 	pool := map[string]int{}
@@ -367,6 +384,10 @@ var table = []entry{
 		parseBool, dockerrun.WithNoNewPrivileges),
 	one(envVar{"DOCKER_CONTAINER_RUNTIME", "string", "daemon default", "OCI runtime, e.g. `runsc` for gVisor"}, false,
 		parseString, dockerrun.WithRuntime),
+	one(envVar{"DOCKER_CONTAINER_SECCOMP_PROFILE", "`builtin`/`daemon`/`unconfined`/path", quoted(dockerrun.SeccompBuiltin), "seccomp profile: `builtin` (Docker's current default profile with io_uring denied, the same on every engine), `daemon` (the engine's own default), the path of a profile in Docker's JSON format (read at start-up), or `unconfined` (refused unless `DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true`). Under runsc gVisor ignores it. See docs/security.md"}, false,
+		parseSeccompProfile, dockerrun.WithSeccompProfile),
+	one(envVar{"DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP", "bool", "`false`", "allows `DOCKER_CONTAINER_SECCOMP_PROFILE=unconfined`: untrusted code may then make every system call; logged as a warning at start-up"}, false,
+		parseBool, dockerrun.WithDangerouslyAllowUnconfinedSeccomp),
 	one(envVar{"RUN_ALLOWED_IMAGES", "space-separated", "empty (any local image)", "images clients may name"}, false,
 		parseFields, func(images []string) dockerrun.Option { return dockerrun.WithAllowedImages(images...) }),
 	one(envVar{"RUN_WARM_POOL", "`IMAGE=N ...`", "empty", "containers started ahead of time per image, e.g. `dockerrun/python:latest=2`"}, false,

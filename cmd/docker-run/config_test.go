@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,24 +78,26 @@ var fullEnv = map[string]string{
 	"RUN_MAX_OUTPUT_SIZE":                 "100000",
 	"DEBUG_KEEP_CONTAINER":                "true",
 	// dockerrun's own.
-	"SERVER_QUEUE_SIZE":                  "7",
-	"SERVER_QUEUE_TIMEOUT":               "5",
-	"SERVER_MAX_BODY_SIZE":               "65536",
-	"SERVER_REAP_INTERVAL":               "0",
-	"SERVER_DEBUG_ADDR":                  "127.0.0.1:6060",
-	"LISTEN_FDS":                         "1",
-	"LISTEN_PID":                         "4242",
-	"SERVER_METRICS_ADDR":                "10.0.0.5:9100",
-	"SERVER_INSTANCE_NAME":               "runner-2",
-	"LOG_LEVEL":                          "warn",
-	"LOG_FORMAT":                         "text",
-	"DOCKER_CONTAINER_CPUS":              "0.5",
-	"DOCKER_CONTAINER_PIDS_LIMIT":        "64",
-	"DOCKER_CONTAINER_NO_NEW_PRIVILEGES": "false",
-	"DOCKER_CONTAINER_RUNTIME":           "runsc",
-	"RUN_ALLOWED_IMAGES":                 "glot/python:latest glot/bash",
-	"RUN_WARM_POOL":                      "glot/python:latest=2 glot/bash=1",
-	"RUN_WARM_MAX_AGE":                   "60",
+	"SERVER_QUEUE_SIZE":                    "7",
+	"SERVER_QUEUE_TIMEOUT":                 "5",
+	"SERVER_MAX_BODY_SIZE":                 "65536",
+	"SERVER_REAP_INTERVAL":                 "0",
+	"SERVER_DEBUG_ADDR":                    "127.0.0.1:6060",
+	"LISTEN_FDS":                           "1",
+	"LISTEN_PID":                           "4242",
+	"SERVER_METRICS_ADDR":                  "10.0.0.5:9100",
+	"SERVER_INSTANCE_NAME":                 "runner-2",
+	"LOG_LEVEL":                            "warn",
+	"LOG_FORMAT":                           "text",
+	"DOCKER_CONTAINER_CPUS":                "0.5",
+	"DOCKER_CONTAINER_PIDS_LIMIT":          "64",
+	"DOCKER_CONTAINER_NO_NEW_PRIVILEGES":   "false",
+	"DOCKER_CONTAINER_RUNTIME":             "runsc",
+	"DOCKER_CONTAINER_SECCOMP_PROFILE":     "daemon",
+	"DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP": "true",
+	"RUN_ALLOWED_IMAGES":                   "glot/python:latest glot/bash",
+	"RUN_WARM_POOL":                        "glot/python:latest=2 glot/bash=1",
+	"RUN_WARM_MAX_AGE":                     "60",
 }
 
 // fullConfig is the configuration of [fullEnv], without its options.
@@ -114,32 +117,34 @@ func fullConfig() *config {
 			logFormat:    "text",
 		},
 		args: map[string][]any{
-			"SERVER_WORKER_THREADS":               {int64(4)},
-			"SERVER_QUEUE_SIZE":                   {int64(7), int64(5)},
-			"DOCKER_UNIX_SOCKET_PATH":             {"/nonexistent/docker.sock"},
-			"DOCKER_UNIX_SOCKET_READ_TIMEOUT":     {12 * time.Second, 9 * time.Second},
-			"DOCKER_CONTAINER_HOSTNAME":           {"glot"},
-			"DOCKER_CONTAINER_USER":               {"glot"},
-			"DOCKER_CONTAINER_MEMORY":             {int64(1000000000)},
-			"DOCKER_CONTAINER_CPUS":               {0.5},
-			"DOCKER_CONTAINER_PIDS_LIMIT":         {int64(64)},
-			"DOCKER_CONTAINER_NETWORK_DISABLED":   {false},
-			"DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT": {int64(90), int64(100)},
-			"DOCKER_CONTAINER_ULIMIT_NPROC_SOFT":  {int64(70), int64(80)},
-			"DOCKER_CONTAINER_CAP_ADD":            {[]string{"NET_BIND_SERVICE", "CHOWN"}},
-			"DOCKER_CONTAINER_CAP_DROP":           {[]string{"MKNOD", "NET_RAW"}},
-			"DOCKER_CONTAINER_NO_NEW_PRIVILEGES":  {false},
-			"DOCKER_CONTAINER_READONLY_ROOTFS":    {false},
-			"DOCKER_CONTAINER_TMP_DIR_PATH":       {"/scratch", "rw,noexec,size=1m"},
-			"DOCKER_CONTAINER_WORK_DIR_PATH":      {"/home/user", "rw,exec,size=2m"},
-			"DOCKER_CONTAINER_RUNTIME":            {"runsc"},
-			"RUN_MAX_EXECUTION_TIME":              {15 * time.Second},
-			"RUN_MAX_OUTPUT_SIZE":                 {int64(100000)},
-			"RUN_ALLOWED_IMAGES":                  {[]string{"glot/python:latest", "glot/bash"}},
-			"RUN_WARM_POOL":                       {map[string]int{"glot/python:latest": 2, "glot/bash": 1}},
-			"RUN_WARM_MAX_AGE":                    {time.Minute},
-			"SERVER_INSTANCE_NAME":                {"runner-2"},
-			"DEBUG_KEEP_CONTAINER":                {true},
+			"SERVER_WORKER_THREADS":                {int64(4)},
+			"SERVER_QUEUE_SIZE":                    {int64(7), int64(5)},
+			"DOCKER_UNIX_SOCKET_PATH":              {"/nonexistent/docker.sock"},
+			"DOCKER_UNIX_SOCKET_READ_TIMEOUT":      {12 * time.Second, 9 * time.Second},
+			"DOCKER_CONTAINER_HOSTNAME":            {"glot"},
+			"DOCKER_CONTAINER_USER":                {"glot"},
+			"DOCKER_CONTAINER_MEMORY":              {int64(1000000000)},
+			"DOCKER_CONTAINER_CPUS":                {0.5},
+			"DOCKER_CONTAINER_PIDS_LIMIT":          {int64(64)},
+			"DOCKER_CONTAINER_NETWORK_DISABLED":    {false},
+			"DOCKER_CONTAINER_ULIMIT_NOFILE_SOFT":  {int64(90), int64(100)},
+			"DOCKER_CONTAINER_ULIMIT_NPROC_SOFT":   {int64(70), int64(80)},
+			"DOCKER_CONTAINER_CAP_ADD":             {[]string{"NET_BIND_SERVICE", "CHOWN"}},
+			"DOCKER_CONTAINER_CAP_DROP":            {[]string{"MKNOD", "NET_RAW"}},
+			"DOCKER_CONTAINER_NO_NEW_PRIVILEGES":   {false},
+			"DOCKER_CONTAINER_READONLY_ROOTFS":     {false},
+			"DOCKER_CONTAINER_TMP_DIR_PATH":        {"/scratch", "rw,noexec,size=1m"},
+			"DOCKER_CONTAINER_WORK_DIR_PATH":       {"/home/user", "rw,exec,size=2m"},
+			"DOCKER_CONTAINER_RUNTIME":             {"runsc"},
+			"DOCKER_CONTAINER_SECCOMP_PROFILE":     {"daemon"},
+			"DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP": {true},
+			"RUN_MAX_EXECUTION_TIME":               {15 * time.Second},
+			"RUN_MAX_OUTPUT_SIZE":                  {int64(100000)},
+			"RUN_ALLOWED_IMAGES":                   {[]string{"glot/python:latest", "glot/bash"}},
+			"RUN_WARM_POOL":                        {map[string]int{"glot/python:latest": 2, "glot/bash": 1}},
+			"RUN_WARM_MAX_AGE":                     {time.Minute},
+			"SERVER_INSTANCE_NAME":                 {"runner-2"},
+			"DEBUG_KEEP_CONTAINER":                 {true},
 		},
 	}
 }
@@ -311,6 +316,10 @@ func TestLoadConfigMalformed(t *testing.T) {
 		{"RUN_WARM_POOL", "python"},
 		{"RUN_WARM_POOL", "python=-1"},
 		{"RUN_WARM_MAX_AGE", "0"},
+		{"DOCKER_CONTAINER_SECCOMP_PROFILE", ""},
+		{"DOCKER_CONTAINER_SECCOMP_PROFILE", "default"},
+		{"DOCKER_CONTAINER_SECCOMP_PROFILE", "/nonexistent/seccomp.json"},
+		{"DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP", "yes please"},
 		// Values the library refuses are named by their variable too.
 		{"DOCKER_CONTAINER_CAP_ADD", "NET-ADMIN"},
 		{"SERVER_INSTANCE_NAME", "a b"},
@@ -532,5 +541,73 @@ func TestTableComplete(t *testing.T) {
 				t.Errorf("%s: not in fullEnv", v.name)
 			}
 		}
+	}
+}
+
+// TestSeccompProfileVariable reads each kind of DOCKER_CONTAINER_SECCOMP_PROFILE
+// and gives the Runner's options to New, which refuses unconfined unless
+// DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP allows it, and then logs a warning.
+func TestSeccompProfileVariable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	profile := `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}`
+	bad := filepath.Join(dir, "bad.json")
+	for path, content := range map[string]string{good: profile, bad: `{"syscalls": []}`} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantArg  any    // the option's argument; nil: loadConfig fails
+		wantErr  string // in New's error; "": New succeeds
+		wantWarn bool
+	}{
+		{name: "builtin", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "builtin"}, wantArg: "builtin"},
+		{name: "daemon", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "daemon"}, wantArg: "daemon"},
+		{name: "a file", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": good}, wantArg: profile},
+		{name: "a file that is no profile", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": bad}},
+		{name: "unconfined", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "unconfined"}, wantArg: "unconfined", wantErr: "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true"},
+		{name: "unconfined, not allowed", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "unconfined", "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP": "false"}, wantArg: "unconfined", wantErr: "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true"},
+		{name: "unconfined, allowed", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "unconfined", "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP": "true"}, wantArg: "unconfined", wantWarn: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := minimal
+			for k, v := range tt.env {
+				env = with(env, k, v)
+			}
+			c, err := loadConfig(lookupIn(env))
+			if tt.wantArg == nil {
+				if err == nil || !strings.Contains(err.Error(), "DOCKER_CONTAINER_SECCOMP_PROFILE") {
+					t.Fatalf("loadConfig() error %v; want one naming DOCKER_CONTAINER_SECCOMP_PROFILE", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig() error: %v", err)
+			}
+			if diff := cmp.Diff([]any{tt.wantArg}, c.args["DOCKER_CONTAINER_SECCOMP_PROFILE"]); diff != "" {
+				t.Errorf("option argument mismatch (-want +got):\n%s", diff)
+			}
+			var logs strings.Builder
+			r, err := dockerrun.New(c.runnerOptions(slog.New(slog.NewTextHandler(&logs, nil)))...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("New() error %v; want one that says %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New() error: %v", err)
+			}
+			defer r.Close(context.Background())
+			if warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "unconfined"); warned != tt.wantWarn {
+				t.Errorf("New() logged %q; want a warning about unconfined: %v", logs.String(), tt.wantWarn)
+			}
+		})
 	}
 }
