@@ -387,6 +387,8 @@ func TestOptions(t *testing.T) {
 		// Problems only dockerrun.New sees show that the values reach it.
 		{name: "warm pool as large as the workers", env: with(minimal, "SERVER_WORKER_THREADS", "2", "RUN_WARM_POOL", "a=2"), wantErr: "warm pool"},
 		{name: "tmp dir is work dir", env: with(minimal, "DOCKER_CONTAINER_TMP_DIR_PATH", "/x", "DOCKER_CONTAINER_WORK_DIR_PATH", "/x"), wantErr: "tmp dir and work dir"},
+		{name: "seccomp unconfined, not allowed", env: with(minimal, "DOCKER_CONTAINER_SECCOMP_PROFILE", "unconfined"), wantErr: "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true"},
+		{name: "seccomp unconfined, allowed", env: with(minimal, "DOCKER_CONTAINER_SECCOMP_PROFILE", "unconfined", "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP", "true")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -544,9 +546,8 @@ func TestTableComplete(t *testing.T) {
 	}
 }
 
-// TestSeccompProfileVariable reads each kind of DOCKER_CONTAINER_SECCOMP_PROFILE
-// and gives the Runner's options to New, which refuses unconfined unless
-// DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP allows it, and then logs a warning.
+// TestSeccompProfileVariable reads each kind of
+// DOCKER_CONTAINER_SECCOMP_PROFILE; TestOptions gives unconfined to New.
 func TestSeccompProfileVariable(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -559,29 +560,21 @@ func TestSeccompProfileVariable(t *testing.T) {
 		}
 	}
 	tests := []struct {
-		name     string
-		env      map[string]string
-		wantArg  any    // the option's argument; nil: loadConfig fails
-		wantErr  string // in New's error; "": New succeeds
-		wantWarn bool
+		value string
+		want  any // the option's argument; nil: loadConfig fails
 	}{
-		{name: "builtin", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "builtin"}, wantArg: "builtin"},
-		{name: "daemon", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "daemon"}, wantArg: "daemon"},
-		{name: "a file", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": good}, wantArg: profile},
-		{name: "a file that is no profile", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": bad}},
-		{name: "unconfined", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "unconfined"}, wantArg: "unconfined", wantErr: "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true"},
-		{name: "unconfined, not allowed", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "unconfined", "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP": "false"}, wantArg: "unconfined", wantErr: "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true"},
-		{name: "unconfined, allowed", env: map[string]string{"DOCKER_CONTAINER_SECCOMP_PROFILE": "unconfined", "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP": "true"}, wantArg: "unconfined", wantWarn: true},
+		{"builtin", "builtin"},
+		{"daemon", "daemon"},
+		{"unconfined", "unconfined"},
+		{good, profile},
+		{bad, nil},
+		{filepath.Join(dir, "absent.json"), nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(filepath.Base(tt.value), func(t *testing.T) {
 			t.Parallel()
-			env := minimal
-			for k, v := range tt.env {
-				env = with(env, k, v)
-			}
-			c, err := loadConfig(lookupIn(env))
-			if tt.wantArg == nil {
+			c, err := loadConfig(lookupIn(with(minimal, "DOCKER_CONTAINER_SECCOMP_PROFILE", tt.value)))
+			if tt.want == nil {
 				if err == nil || !strings.Contains(err.Error(), "DOCKER_CONTAINER_SECCOMP_PROFILE") {
 					t.Fatalf("loadConfig() error %v; want one naming DOCKER_CONTAINER_SECCOMP_PROFILE", err)
 				}
@@ -590,24 +583,27 @@ func TestSeccompProfileVariable(t *testing.T) {
 			if err != nil {
 				t.Fatalf("loadConfig() error: %v", err)
 			}
-			if diff := cmp.Diff([]any{tt.wantArg}, c.args["DOCKER_CONTAINER_SECCOMP_PROFILE"]); diff != "" {
+			if diff := cmp.Diff([]any{tt.want}, c.args["DOCKER_CONTAINER_SECCOMP_PROFILE"]); diff != "" {
 				t.Errorf("option argument mismatch (-want +got):\n%s", diff)
 			}
-			var logs strings.Builder
-			r, err := dockerrun.New(c.runnerOptions(slog.New(slog.NewTextHandler(&logs, nil)))...)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("New() error %v; want one that says %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("New() error: %v", err)
-			}
-			defer r.Close(context.Background())
-			if warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "unconfined"); warned != tt.wantWarn {
-				t.Errorf("New() logged %q; want a warning about unconfined: %v", logs.String(), tt.wantWarn)
-			}
 		})
+	}
+}
+
+// An unconfined profile, when allowed, is logged at start-up.
+func TestUnconfinedSeccompWarns(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(lookupIn(with(minimal, "DOCKER_CONTAINER_SECCOMP_PROFILE", "unconfined", "DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP", "true")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	r, err := dockerrun.New(c.runnerOptions(slog.New(slog.NewTextHandler(&logs, nil)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "unconfined") {
+		t.Errorf("start-up logged %q; want a warning that seccomp is unconfined", logs.String())
 	}
 }
