@@ -528,26 +528,34 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte, lim runLimits) (
 	answered := time.Now()
 	elapsed := answered.Sub(start)
 
-	if done {
-		if len(d.stderr) > 0 {
-			return nil, errorf(CodeAgentStderr, nil, "the image's agent wrote to stderr: %s", excerpt(d.stderr, maxAgentStderr))
-		}
-		res, err := decodeResult(d.result())
-		if err != nil {
-			return nil, errorf(CodeStdoutDecode, nil, "the container's answer is not a valid result object: %v", err)
-		}
-		res.Duration, res.Warm = elapsed, c.warm
-		res.Timing.Answered = answered
-		if w := written.Load(); w != 0 {
-			res.Timing.Written = time.Unix(0, w)
-		}
-		return res, nil
+	if !done {
+		return nil, r.noAnswer(ctx, c, d, err, lim, start, wrote)
 	}
+	if len(d.stderr) > 0 {
+		return nil, errorf(CodeAgentStderr, nil, "the image's agent wrote to stderr: %s", excerpt(d.stderr, maxAgentStderr))
+	}
+	res, err := decodeResult(d.result())
+	if err != nil {
+		return nil, errorf(CodeStdoutDecode, nil, "the container's answer is not a valid result object: %v", err)
+	}
+	res.Duration, res.Warm = elapsed, c.warm
+	res.Timing.Answered = answered
+	if w := written.Load(); w != 0 {
+		res.Timing.Written = time.Unix(0, w)
+	}
+	return res, nil
+}
+
+// noAnswer returns why the container gave no answer: the demux d ended
+// with err, the run started at start, and wrote has the payload write's
+// outcome. It is errUnread for a warm container that died before the
+// payload reached it, else an *Error.
+func (r *Runner) noAnswer(ctx context.Context, c *box, d *demux, err error, lim runLimits, start time.Time, wrote <-chan error) error {
 	if ctx.Err() != nil {
 		if errors.Is(context.Cause(ctx), errDeadline) {
-			return nil, errorf(CodeExecutionTime, nil, "the run took longer than %v and was killed", lim.executionTime)
+			return errorf(CodeExecutionTime, nil, "the run took longer than %v and was killed", lim.executionTime)
 		}
-		return nil, errorf(CodeCanceled, context.Cause(ctx), "canceled during the run; the container was killed")
+		return errorf(CodeCanceled, context.Cause(ctx), "canceled during the run; the container was killed")
 	}
 	switch {
 	case errors.Is(err, errOutputLimit):
@@ -561,9 +569,9 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte, lim runLimits) (
 			defer r.removes.Done()
 			r.kill(c)
 		}()
-		return nil, errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", lim.outputSize)
+		return errorf(CodeOutputSize, nil, "the container wrote more than %d bytes and was killed", lim.outputSize)
 	case errors.Is(err, errBadFrame):
-		return nil, errorf(CodeStreamRead, err, "read container output")
+		return errorf(CodeStreamRead, err, "read container output")
 	}
 
 	// The stream ended or broke without an answer: find out why. The
@@ -571,30 +579,30 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte, lim runLimits) (
 	// may have died before the payload reached it.
 	state, serr := r.exitState(c)
 	if c.warm && unread(c, state, start) {
-		return nil, errUnread
+		return errUnread
 	}
 	if err := r.daemonFault(c, state, serr); err != nil {
-		return nil, err
+		return err
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, errorf(CodeStreamRead, err, "read container output")
+		return errorf(CodeStreamRead, err, "read container output")
 	}
 	switch {
 	case state.OOMKilled:
-		return nil, errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", c.memory)
+		return errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", c.memory)
 	case len(d.system) > 0:
-		return nil, errorf(CodeStreamRead, nil, "the daemon reported: %s", excerpt(d.system, maxAgentStderr))
+		return errorf(CodeStreamRead, nil, "the daemon reported: %s", excerpt(d.system, maxAgentStderr))
 	case len(d.stderr) > 0:
-		return nil, errorf(CodeAgentStderr, nil, "the image's agent wrote to stderr: %s", excerpt(d.stderr, maxAgentStderr))
+		return errorf(CodeAgentStderr, nil, "the image's agent wrote to stderr: %s", excerpt(d.stderr, maxAgentStderr))
 	}
 	if werr := <-wrote; werr != nil {
-		return nil, errorf(CodeStdin, werr, "write payload to the container's stdin")
+		return errorf(CodeStdin, werr, "write payload to the container's stdin")
 	}
 	exit := fmt.Sprintf(" (exit code %d)", state.ExitCode)
 	if len(d.stdout) == 0 {
-		return nil, errorf(CodeStdoutDecode, nil, "the container exited without writing an answer%s: is its command an agent that speaks the protocol?", exit)
+		return errorf(CodeStdoutDecode, nil, "the container exited without writing an answer%s: is its command an agent that speaks the protocol?", exit)
 	}
-	return nil, errorf(CodeStdoutDecode, nil, "the container's stdout is not one JSON object%s: %s", exit, excerpt(d.stdout, maxAgentStderr))
+	return errorf(CodeStdoutDecode, nil, "the container's stdout is not one JSON object%s: %s", exit, excerpt(d.stdout, maxAgentStderr))
 }
 
 // exitState waits briefly for the container to stop and returns its state:
