@@ -76,49 +76,42 @@ func parseFlags(args []string) (*options, error) {
 		return nil, err
 	}
 	var problems []string
-	for _, f := range strings.Split(*clients, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			problems = append(problems, fmt.Sprintf("-concurrency: %q: want positive whole numbers", f))
-			continue
-		}
-		o.clients = append(o.clients, n)
+	positive := func(f string) (int, bool) { n, err := strconv.Atoi(f); return n, err == nil && n >= 1 }
+	o.clients = list(&problems, "-concurrency", *clients, "want positive whole numbers", positive)
+	o.images = list(&problems, "-images", *images, "want trivial or python", func(f string) (string, bool) { return f, f == "trivial" || f == "python" })
+	o.refillPools = list(&problems, "-refill-pools", *refillPools, "want positive whole numbers", positive)
+	seen := map[string]bool{}
+	o.runtimes = list(&problems, "-runtime", *runtimes, "want distinct runtime names", func(f string) (string, bool) {
+		ok := f != "" && !seen[f]
+		seen[f] = true
+		return f, ok
+	})
+	o.methods = list(&problems, "-methods", *methods, "want some of "+strings.Join(methodNames(allMethods), ", "), methodByName)
+	problems = append(problems, o.check()...)
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
 	}
-	for _, f := range strings.Split(*images, ",") {
-		f = strings.TrimSpace(f)
-		if f != "trivial" && f != "python" {
-			problems = append(problems, fmt.Sprintf("-images: %q: want trivial or python", f))
-			continue
-		}
-		o.images = append(o.images, f)
-	}
-	for _, f := range strings.Split(*refillPools, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			problems = append(problems, fmt.Sprintf("-refill-pools: %q: want positive whole numbers", f))
-			continue
-		}
-		o.refillPools = append(o.refillPools, n)
-	}
-	if o.refillTime < 0 {
-		problems = append(problems, "-refill-time: want 0 (skip) or a positive duration")
-	}
-	for _, f := range strings.Split(*runtimes, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" || slices.Contains(o.runtimes, f) {
-			problems = append(problems, fmt.Sprintf("-runtime: %q: want distinct runtime names", f))
-			continue
-		}
-		o.runtimes = append(o.runtimes, f)
-	}
-	for _, f := range strings.Split(*methods, ",") {
-		m, ok := methodByName(strings.TrimSpace(f))
+	return o, nil
+}
+
+// list parses the comma-separated value of flag name with parse, and adds
+// a problem saying want for each item that parse refuses.
+func list[T any](problems *[]string, name, value, want string, parse func(string) (T, bool)) []T {
+	var out []T
+	for _, f := range strings.Split(value, ",") {
+		x, ok := parse(strings.TrimSpace(f))
 		if !ok {
-			problems = append(problems, fmt.Sprintf("-methods: %q: want some of %s", f, strings.Join(methodNames(allMethods), ", ")))
+			*problems = append(*problems, fmt.Sprintf("%s: %q: %s", name, f, want))
 			continue
 		}
-		o.methods = append(o.methods, m)
+		out = append(out, x)
 	}
+	return out
+}
+
+// check returns what is wrong with the options together.
+func (o *options) check() []string {
+	var problems []string
 	maxClients := slices.Max(append([]int{1}, o.clients...))
 	if o.runs < 1 {
 		problems = append(problems, fmt.Sprintf("-runs: %d: want at least 1", o.runs))
@@ -141,10 +134,10 @@ func parseFlags(args []string) (*options, error) {
 	if o.cellTimeout <= 0 {
 		problems = append(problems, "-cell-timeout: want a positive duration")
 	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "\n"))
+	if o.refillTime < 0 {
+		problems = append(problems, "-refill-time: want 0 (skip) or a positive duration")
 	}
-	return o, nil
+	return problems
 }
 
 func main() {
@@ -207,42 +200,9 @@ func run(ctx context.Context, o *options, out, log io.Writer) (err error) {
 		return err
 	}
 	bn.logf("%s", machine.String())
-	if err := bn.buildServer(ctx); err != nil {
+	rep, err := bn.measure(ctx, machine)
+	if err != nil {
 		return err
-	}
-	if err := bn.checkRuntimes(ctx); err != nil {
-		return err
-	}
-	var images []*benchImage
-	for _, name := range o.images {
-		img, err := bn.image(ctx, name)
-		if err != nil {
-			return err
-		}
-		for _, rt := range o.runtimes {
-			img := *img
-			img.runtime = rt
-			images = append(images, &img)
-		}
-	}
-
-	rep := &report{machine: machine, o: o}
-	for _, img := range images {
-		if err := bn.measureImage(ctx, img, rep); err != nil {
-			return err
-		}
-	}
-	if o.refillTime > 0 {
-		// The python image if measured (a real run), under the first runtime.
-		img := images[0]
-		for _, i := range images {
-			if i.name == "python" && i.runtime == o.runtimes[0] {
-				img = i
-			}
-		}
-		if rep.refill, err = bn.measureRefill(ctx, img); err != nil {
-			return err
-		}
 	}
 	machine.loadEnd = loadAvg()
 	machine.took = time.Since(bn.start).Round(time.Second)
@@ -261,6 +221,50 @@ func run(ctx context.Context, o *options, out, log io.Writer) (err error) {
 		return fmt.Errorf("%d runs failed: see the errors column of the report, and the first error of each cell above", n)
 	}
 	return nil
+}
+
+// measure builds what the methods need and measures every image under
+// every runtime.
+func (bn *bench) measure(ctx context.Context, machine *machineInfo) (*report, error) {
+	if err := bn.buildServer(ctx); err != nil {
+		return nil, err
+	}
+	if err := bn.checkRuntimes(ctx); err != nil {
+		return nil, err
+	}
+	var images []*benchImage
+	for _, name := range bn.o.images {
+		img, err := bn.image(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, rt := range bn.o.runtimes {
+			img := *img
+			img.runtime = rt
+			images = append(images, &img)
+		}
+	}
+
+	rep := &report{machine: machine, o: bn.o}
+	for _, img := range images {
+		if err := bn.measureImage(ctx, img, rep); err != nil {
+			return nil, err
+		}
+	}
+	if bn.o.refillTime > 0 {
+		// The python image if measured (a real run), under the first runtime.
+		img := images[0]
+		for _, i := range images {
+			if i.name == "python" && i.runtime == bn.o.runtimes[0] {
+				img = i
+			}
+		}
+		var err error
+		if rep.refill, err = bn.measureRefill(ctx, img); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
 }
 
 func (bn *bench) logf(format string, args ...any) {

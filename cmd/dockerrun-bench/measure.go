@@ -364,70 +364,79 @@ func (bn *bench) measureImage(ctx context.Context, img *benchImage, rep *report)
 		}
 	}
 	for _, clients := range bn.o.clients {
-		// Each cell in batches of at least one wave of clients, the methods
-		// taking turns batch by batch.
-		runs := bn.runs(clients)
-		size := min(runs, max((runs+bn.o.passes-1)/bn.o.passes, clients))
-		cells := make([]*cell, len(handles))
-		var cold, warm []int
-		for i, h := range handles {
-			cells[i] = &cell{image: img.name, runtime: img.runtime, m: h.m, clients: clients}
-			if h.m == floor && clients > 1 {
-				cells[i] = nil // the floor is that of one program at a time
-				continue
-			}
-			if h.m.warm() {
-				warm = append(warm, i)
-			} else {
-				cold = append(cold, i)
-			}
-		}
-		// The cold methods first, then the warm ones: a warm round ends
-		// with a burst of removals and refills, and the batch after it came
-		// out up to twice as slow, whatever its method. The close
-		// comparisons (cold against the plain API) are among the cold
-		// methods.
-		for _, group := range [][]int{cold, warm} {
-			deadline := time.Now().Add(bn.o.cellTimeout * time.Duration(len(group)))
-			for pass, done := 0, 0; done < runs && time.Now().Before(deadline); pass, done = pass+1, done+size {
-				// Each pass in another order, the same in every run: a
-				// fixed order lines up with periodic load.
-				for _, k := range rand.New(rand.NewPCG(uint64(clients), uint64(pass))).Perm(len(group)) {
-					i := group[k]
-					if err := bn.batch(ctx, handles[i], cells[i], min(size, runs-done)); err != nil {
-						return fmt.Errorf("%s %s c=%d: %w", img.name, handles[i].m, clients, err)
-					}
-				}
-			}
-		}
-		for _, c := range cells {
-			if c == nil {
-				continue
-			}
-			rep.cells = append(rep.cells, c)
-			bn.logf("%-7s %-5s %-12s c=%-2d runs=%d errors=%d p50=%v p95=%v runs/s=%.1f warm=%d rss=%s", img.name, img.runtime, c.m, clients, c.runs(), c.errs, c.pct(50).Round(100*time.Microsecond), c.pct(95).Round(100*time.Microsecond), c.rps(), c.warm, mib(c.rss))
-			if c.firstErr != nil {
-				bn.logf("  first error: %v", c.firstErr)
-			}
+		if err := bn.measureClients(ctx, img, handles, clients, rep); err != nil {
+			return err
 		}
 	}
 	if img.name != "trivial" || img.runtime != bn.o.runtimes[0] {
 		return nil
 	}
-	var warmSrv *handle
-	for _, h := range handles {
-		if h.m == httpWarm {
-			warmSrv = h
-		}
-	}
-	if warmSrv == nil {
+	i := slices.IndexFunc(handles, func(h *handle) bool { return h.m == httpWarm })
+	if i < 0 {
 		h, err := bn.open(ctx, img, httpWarm)
 		if err != nil {
 			return err
 		}
 		handles = append(handles, h)
-		warmSrv = h
+		i = len(handles) - 1
 	}
+	return bn.measureServer(ctx, img, handles[i], rep)
+}
+
+// measureClients measures every method of handles with the given number of
+// clients, and adds their cells to rep.
+func (bn *bench) measureClients(ctx context.Context, img *benchImage, handles []*handle, clients int, rep *report) error {
+	// Each cell in batches of at least one wave of clients, the methods
+	// taking turns batch by batch.
+	runs := bn.runs(clients)
+	size := min(runs, max((runs+bn.o.passes-1)/bn.o.passes, clients))
+	cells := make([]*cell, len(handles))
+	var cold, warm []int
+	for i, h := range handles {
+		cells[i] = &cell{image: img.name, runtime: img.runtime, m: h.m, clients: clients}
+		if h.m == floor && clients > 1 {
+			cells[i] = nil // the floor is that of one program at a time
+			continue
+		}
+		if h.m.warm() {
+			warm = append(warm, i)
+		} else {
+			cold = append(cold, i)
+		}
+	}
+	// The cold methods first, then the warm ones: a warm round ends with a
+	// burst of removals and refills, and the batch after it came out up to
+	// twice as slow, whatever its method. The close comparisons (cold
+	// against the plain API) are among the cold methods.
+	for _, group := range [][]int{cold, warm} {
+		deadline := time.Now().Add(bn.o.cellTimeout * time.Duration(len(group)))
+		for pass, done := 0, 0; done < runs && time.Now().Before(deadline); pass, done = pass+1, done+size {
+			// Each pass in another order, the same in every run: a fixed
+			// order lines up with periodic load.
+			for _, k := range rand.New(rand.NewPCG(uint64(clients), uint64(pass))).Perm(len(group)) {
+				i := group[k]
+				if err := bn.batch(ctx, handles[i], cells[i], min(size, runs-done)); err != nil {
+					return fmt.Errorf("%s %s c=%d: %w", img.name, handles[i].m, clients, err)
+				}
+			}
+		}
+	}
+	for _, c := range cells {
+		if c == nil {
+			continue
+		}
+		rep.cells = append(rep.cells, c)
+		bn.logf("%-7s %-5s %-12s c=%-2d runs=%d errors=%d p50=%v p95=%v runs/s=%.1f warm=%d rss=%s", img.name, img.runtime, c.m, clients, c.runs(), c.errs, c.pct(50).Round(100*time.Microsecond), c.pct(95).Round(100*time.Microsecond), c.rps(), c.warm, mib(c.rss))
+		if c.firstErr != nil {
+			bn.logf("  first error: %v", c.firstErr)
+		}
+	}
+	return nil
+}
+
+// measureServer measures the server of warmSrv under many runs at once
+// and under a flood of output, as the options ask.
+func (bn *bench) measureServer(ctx context.Context, img *benchImage, warmSrv *handle, rep *report) (err error) {
 	if bn.o.rssClients > 0 {
 		if rep.rss, err = bn.measureRSS(ctx, img, warmSrv); err != nil {
 			return err
@@ -558,10 +567,7 @@ func (bn *bench) measureFlood(ctx context.Context, img *benchImage, h *handle) (
 			err = fmt.Errorf("status %d %.200s: want 400 %s", status, body, dockerrun.CodeOutputSize)
 		}
 		if err != nil {
-			f.errs++
-			if f.firstErr == nil {
-				f.firstErr = err
-			}
+			f.fail(err)
 			continue
 		}
 		f.lat = append(f.lat, d)
@@ -569,41 +575,54 @@ func (bn *bench) measureFlood(ctx context.Context, img *benchImage, h *handle) (
 	if f.peak, err = procStatus(pid, "VmHWM"); err != nil {
 		return nil, err
 	}
-
-	// Through the library, with a clock on the attached stream.
-	td := &timedDocker{Client: bn.cli, limit: floodLimit}
-	lib, err := bn.newLibrary("lib-flood", img, 1, dockerrun.WithDockerClient(td), dockerrun.WithMaxOutputSize(floodLimit))
-	if err != nil {
+	if err := bn.floodLibrary(ctx, img, f); err != nil {
 		return nil, err
-	}
-	lh := &handle{m: libWarm, t: lib}
-	bn.watch(lh, time.Now().Add(-time.Second))
-	defer lh.close()
-	for range f.runs {
-		if err := bn.settle(ctx, lh, time.Minute); err != nil {
-			return nil, err
-		}
-		lh.used.Add(1)
-		td.reached.Store(0)
-		_, err := lib.r.Run(ctx, img.ref, flood)
-		done := time.Now()
-		if !errors.Is(err, dockerrun.ErrOutputSize) {
-			f.errs++
-			if f.firstErr == nil {
-				f.firstErr = fmt.Errorf("library flood: %v, want %s", err, dockerrun.CodeOutputSize)
-			}
-			continue
-		}
-		if at := td.reached.Load(); at > 0 {
-			f.gap = append(f.gap, done.Sub(time.Unix(0, at)))
-		}
 	}
 	bn.logf("flood: server answer p50 %v (echo %v), library limit-to-answer max %v, server RSS idle %s peak %s, errors=%d",
 		percentile(f.lat, 50).Round(time.Millisecond), f.echo.Round(time.Millisecond), slices.Max(append([]time.Duration{0}, f.gap...)).Round(10*time.Microsecond), mib(f.idle), mib(f.peak), f.errs)
 	if f.firstErr != nil {
 		bn.logf("  first error: %v", f.firstErr)
 	}
-	return f, bn.settle(ctx, lh, time.Minute)
+	return f, nil
+}
+
+// fail counts a failed flood run.
+func (f *floodRun) fail(err error) {
+	f.errs++
+	if f.firstErr == nil {
+		f.firstErr = err
+	}
+}
+
+// floodLibrary runs the flood through the library, with a clock on the
+// attached stream, and adds the gaps from the limit to the answer to f.
+func (bn *bench) floodLibrary(ctx context.Context, img *benchImage, f *floodRun) error {
+	flood := json.RawMessage(`{"mode":"flood"}`)
+	td := &timedDocker{Client: bn.cli, limit: floodLimit}
+	lib, err := bn.newLibrary("lib-flood", img, 1, dockerrun.WithDockerClient(td), dockerrun.WithMaxOutputSize(floodLimit))
+	if err != nil {
+		return err
+	}
+	lh := &handle{m: libWarm, t: lib}
+	bn.watch(lh, time.Now().Add(-time.Second))
+	defer lh.close()
+	for range f.runs {
+		if err := bn.settle(ctx, lh, time.Minute); err != nil {
+			return err
+		}
+		lh.used.Add(1)
+		td.reached.Store(0)
+		_, err := lib.r.Run(ctx, img.ref, flood)
+		done := time.Now()
+		if !errors.Is(err, dockerrun.ErrOutputSize) {
+			f.fail(fmt.Errorf("library flood: %v, want %s", err, dockerrun.CodeOutputSize))
+			continue
+		}
+		if at := td.reached.Load(); at > 0 {
+			f.gap = append(f.gap, done.Sub(time.Unix(0, at)))
+		}
+	}
+	return bn.settle(ctx, lh, time.Minute)
 }
 
 // timedDocker is the Docker client with a clock on attached streams: it
