@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/dockerrun/dockerrun"
 )
 
 // floorScript runs in the floor's container: it writes the program once,
@@ -47,6 +48,13 @@ func (bn *bench) newFloor(ctx context.Context, img *benchImage) (*floorTarget, e
 		return nil, fmt.Errorf("floor: %w", err)
 	}
 	cfg, host := plain.cfg, plain.host
+	// An agent that separates privileges starts as root and runs the code
+	// as the user it is told: run the program as that user.
+	for _, kv := range cfg.Env {
+		if user, ok := strings.CutPrefix(kv, dockerrun.EnvRunAs+"="); ok {
+			cfg.User = user
+		}
+	}
 	cfg.Cmd = []string{"bash", "-c", floorScript}
 	cfg.Env = append(cfg.Env, "BENCH_PROGRAM="+floorProgram)
 	resp, err := bn.cli.ContainerCreate(ctx, &cfg, &host, nil, nil, "")

@@ -148,7 +148,7 @@ func (r *report) markdown() string {
 	for _, rt := range o.runtimes {
 		for _, img := range o.images {
 			if t := r.breakdown(img, rt); t != "" {
-				p("\nWhere the time of a warm %s run goes under %s, 1 client (the median of each step):\n\n%s", img, rt, t)
+				p("\nWhere the time of a warm %s run goes under %s, 1 client (the median of each step; the medians need not add up to the median total, since a slow run is slow in one step or another):\n\n%s", img, rt, t)
 				if fl := r.find(img, rt, floor, 1); fl != nil {
 					p("| the program alone in a running container, (0) | %s |\n", strings.TrimSuffix(strings.Repeat(ms3(fl.pct(50))+" | ", len(r.breakdownCols(img, rt))), " | "))
 				}
