@@ -593,7 +593,7 @@ func (c *config) validate() error {
 		c.problem("warm pool: %d containers: want fewer than max concurrent runs (%d), so that cold runs get a place", warm, c.maxConcurrent)
 	}
 	if c.seccomp == SeccompUnconfined && !c.unconfinedOK {
-		c.problem("seccomp profile: unconfined: refused, since it lets untrusted code make every system call: if you mean it, allow it as well (WithDangerouslyAllowUnconfinedSeccomp(true); the server's DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true)")
+		c.problem("seccomp profile: unconfined: refused, since it lets untrusted code make every system call: if you mean it, allow it as well with WithDangerouslyAllowUnconfinedSeccomp(true), in the server DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true")
 	}
 	if c.seccomp == SeccompBuiltin {
 		if _, err := builtinSeccomp(); err != nil {
