@@ -49,6 +49,10 @@ type Options struct {
 	Env []string
 	// Token is the server's access token. Default: a random one.
 	Token string
+	// Addr is the address the server listens on, for a server that must
+	// be found at a known address (behind a load balancer, or started
+	// again where another was). Default: a free loopback port.
+	Addr string
 	// KeepLines is how many of the last log lines are kept; 0 keeps all.
 	KeepLines int
 	// ListenTimeout bounds the wait for the server to answer; 0 means 30 s.
@@ -81,7 +85,11 @@ func Start(ctx context.Context, bin string, o Options) (*Proc, error) {
 	if p.Token == "" {
 		p.Token = rand.Text()
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := o.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

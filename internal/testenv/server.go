@@ -100,6 +100,9 @@ type ServerOptions struct {
 	// Token is the server's access token (servers behind one load
 	// balancer share one). Default: a random one.
 	Token string
+	// Addr is the address the server listens on. Default: a free loopback
+	// port.
+	Addr string
 	// Docker is a client of the daemon the server uses (set DOCKER_HOST
 	// in Env to match), where the end of the test looks for leftover
 	// containers. Default: the shared daemon.
@@ -120,6 +123,7 @@ func StartServerWith(t testing.TB, o ServerOptions) *Server {
 	p, err := serverproc.Start(context.Background(), ServerBinary(t), serverproc.Options{
 		Env:   append([]string{"SERVER_INSTANCE_NAME=" + o.Owner, "LOG_LEVEL=debug"}, o.Env...),
 		Token: o.Token,
+		Addr:  o.Addr,
 	})
 	if err != nil {
 		t.Fatal(err)
