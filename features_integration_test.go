@@ -248,6 +248,34 @@ func TestLoweredLimits(t *testing.T) {
 	})
 }
 
+// TestLoweredOutputSizeAnswer checks on the real engine that a request that
+// lowers the output size gets the agent's answer cut to it, with the output so
+// far and the limit, and not an error of the runner's own cap.
+func TestLoweredOutputSizeAnswer(t *testing.T) {
+	t.Parallel()
+	python := testenv.LanguageImages(t, "python")[0]
+	r := newRunner(t, dockerrun.WithMaxExecutionTime(20*time.Second))
+	for name, runs := range map[string][]dockerrun.RunInput{"without runs": nil, "with runs": {{Stdin: "a"}, {Stdin: "b"}}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ans := runAnswer(t, r, python, dockerrun.Request{Language: "python", Runs: runs,
+				Files: []dockerrun.File{{Name: "main.py", Content: "print('x' * 5000)\n"}}},
+				dockerrun.WithLimits(dockerrun.Limits{OutputSize: 1000}))
+			out, errs := ans.Stdout, ans.Error
+			for _, run := range ans.Runs {
+				out += run.Stdout
+				errs += "\n" + run.Error
+			}
+			if len(out) == 0 || len(out) >= 1000 || strings.Trim(out, "x") != "" {
+				t.Errorf("stdout = %d bytes %.20q..., want fewer than 1000 x", len(out), out)
+			}
+			if !strings.Contains(errs, "Output limit exceeded") || !strings.Contains(errs, "1000 bytes") {
+				t.Errorf("errors = %q, want the lowered output limit", errs)
+			}
+		})
+	}
+}
+
 // TestServerPassesAnswersThrough checks through the HTTP server that fields
 // of an answer that the server does not know reach the client unchanged,
 // and that "limits" lowers the server's.

@@ -109,6 +109,9 @@ func agentMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv 
 		res = Result{Error: err.Error()}
 	} else {
 		tr.Parsed = now()
+		// The runner reads no more than the request's own output size, so
+		// the answer must be cut to it, not to the environment's.
+		lim = lim.lower(req.Limits)
 		res = run(withSandbox(withTrace(context.Background(), tr), sb), req, workDir, lim, start)
 		if req.Trace {
 			tr.Done = now()

@@ -283,3 +283,46 @@ func TestAgentMainOutputLimit(t *testing.T) {
 		t.Errorf("agentMain() stdout = %q, want a long prefix of the output", got.Stdout)
 	}
 }
+
+// TestAgentMainRequestOutputLimit checks that a request that lowers the output
+// size gets an answer cut to its own size, not to the environment's: the
+// runner reads no more than the lowered size, so a longer answer would be
+// lost.
+func TestAgentMainRequestOutputLimit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		req  string
+	}{
+		{
+			name: "without runs",
+			req:  `{"command":"head -c 5000 /dev/zero | tr '\\0' x","files":[{"name":"x"}],"limits":{"output_size":1000}}`,
+		},
+		{
+			name: "with runs",
+			req:  `{"command":"cat; head -c 5000 /dev/zero | tr '\\0' x","files":[{"name":"x"}],"runs":[{"stdin":"a"},{"stdin":"b"}],"limits":{"output_size":1000}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			env := map[string]string{envMaxOutputSize: "100000", envMaxExecutionTime: "20000"}
+			code := agentMain([]string{"--path", t.TempDir()}, strings.NewReader(tt.req), &stdout, &stderr, func(k string) string { return env[k] })
+			if code != 0 || stderr.Len() != 0 {
+				t.Fatalf("agentMain() = %d, stderr %q", code, stderr.String())
+			}
+			if stdout.Len() >= 1000 {
+				t.Errorf("agentMain() wrote %d bytes, want under the request's 1000", stdout.Len())
+			}
+			got := decodeResult(t, stdout.Bytes())
+			errs := got.Error
+			for _, r := range got.Runs {
+				errs += "\n" + r.Error
+			}
+			if !strings.Contains(errs, "Output limit exceeded") || !strings.Contains(errs, "1000 bytes") {
+				t.Errorf("agentMain() errors = %q, want the output limit of 1000 bytes", errs)
+			}
+		})
+	}
+}
