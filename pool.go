@@ -281,7 +281,25 @@ func (p *pool) evict(c *box) {
 // is held.
 func (p *pool) lostLocked(c *box) {
 	p.r.dispose(c)
-	lived := time.Since(c.ready)
+	p.replaceLocked(c)
+}
+
+// lost has c, a container that the pool handed out and that turned out
+// dead before it was given its payload, replaced as lostLocked does. The
+// run disposes of c.
+func (p *pool) lost(c *box) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.replaceLocked(c)
+}
+
+// replaceLocked has c, a pool container that died, replaced: at once, or
+// after the image's backoff if it died young. p.mu is held.
+func (p *pool) replaceLocked(c *box) {
+	lived := c.lifetime()
 	log := p.r.log.With("image", c.image, "container", short(c.id), "lived", lived.Round(time.Millisecond), "error", c.peekErr)
 	if p.closed {
 		return

@@ -1,6 +1,7 @@
 package dockerrun
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -244,7 +245,9 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 			return res, err
 		}
 		// Never a second try for a payload that a container may have
-		// read: see errUnread.
+		// read: see errUnread. The pool learns of the death, so that an
+		// image whose containers die at once backs off.
+		r.pool.lost(c)
 		r.log.Info("warm container died before it could read the payload; running on a cold one", "image", image, "container", short(c.id))
 		info = RunInfo{Image: info.Image, WarmMiss: true}
 	} else {
@@ -370,35 +373,69 @@ type box struct {
 
 	// A warm container's stream is watched while it is idle (see watch).
 	watched chan struct{} // closed when the watcher's read returned; nil: not watched
-	peekErr error         // the watcher's read error, set before watched is closed
+	peekErr error         // why the watcher's read returned, set before watched is closed
+	peeked  time.Time     // when it returned, set before watched is closed
 }
+
+// errIdleOutput: a warm container wrote output before it was given a
+// payload. A container waiting for its payload writes nothing: one that
+// does is an agent that failed at its start (an unknown user, a missing
+// interpreter) and is about to exit, or not an agent at all.
+var errIdleOutput = errors.New("the container wrote output while waiting for its payload")
 
 // watch reads the first byte of c's stream in the background, without
 // consuming it. A container waiting for its payload writes nothing: the
 // read returns when the container dies (its stream ends: the daemon closes
-// it when the container exits, or goes away with the daemon) or when c is
-// disposed of. Then [box.dead] says so without a call to the daemon, and
-// after runs. Whoever reads c's stream next waits for watched first, so
+// it when the container exits, or goes away with the daemon), when it
+// writes (an agent that failed at its start), or when c is disposed of.
+// Then, if no payload was written yet, [box.dead] says so without a call
+// to the daemon. Whoever reads c's stream next waits for watched first, so
 // that there is only ever one reader.
 func (c *box) watch(after func()) {
 	c.watched = make(chan struct{})
 	go func() {
 		_, c.peekErr = c.stream.Reader.Peek(1)
+		if c.peekErr == nil {
+			c.peekErr = idleOutput(c.stream.Reader)
+		}
+		c.peeked = time.Now()
 		close(c.watched)
 		after()
 	}()
 }
 
-// dead reports whether c's watched stream has ended. It does not block: a
-// receive from a channel, well under a microsecond
-// (BenchmarkWarmContainerCheck). A container that is not watched is not
-// known dead.
+// idleOutput returns an errIdleOutput with what of the output r holds
+// already, without consuming it.
+func idleOutput(r *bufio.Reader) error {
+	b, _ := r.Peek(r.Buffered())
+	d := newDemux(bytes.NewReader(b), maxAgentStderr)
+	d.run()
+	return fmt.Errorf("%w: %s", errIdleOutput, excerpt(append(d.stderr, d.stdout...), maxAgentStderr))
+}
+
+// dead reports whether c's watcher saw its stream end or output come, so
+// that c must not be given a payload. It does not block: a receive from a
+// channel, well under a microsecond (BenchmarkWarmContainerCheck). A
+// container that is not watched is not known dead. Once a payload was
+// written, the watcher's read returns with the answer: dead is only
+// meaningful before.
 func (c *box) dead() bool {
 	select {
 	case <-c.watched:
 		return c.peekErr != nil
 	default:
 		return false
+	}
+}
+
+// lifetime is how long c was usable: from its start to the watcher's
+// read's return, or to now if that has not returned.
+func (c *box) lifetime() time.Duration {
+	select {
+	case <-c.watched:
+		return c.peeked.Sub(c.ready)
+	default:
+		return time.Since(c.ready)
 	}
 }
 

@@ -447,6 +447,59 @@ func TestWarmPoolBacksOffContainersThatDieAtOnce(t *testing.T) {
 	})
 }
 
+// A warm container that writes before it is given a payload is an agent
+// that failed at its start (here: an unknown user): it is not kept as a
+// warm container, its image backs off as one whose containers die at once,
+// and a run gets the agent's message from a cold container, not a warm
+// container wasted first.
+func TestWarmPoolDropsContainersThatWriteAtStart(t *testing.T) {
+	const msg = "unknown user nosuchuser"
+	for _, tc := range []struct {
+		name string
+		prog fakeProgram
+	}{
+		{"writes to stderr and exits", func(p *fakeProc) (int, bool) {
+			p.write(streamStderr, msg+"\n")
+			return 1, false
+		}},
+		{"writes to stderr and waits", func(p *fakeProc) (int, bool) {
+			p.write(streamStderr, msg+"\n")
+			p.readPayload()
+			return 1, false
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeDocker()
+				f.programs["fake/baduser"] = tc.prog        // a cold run names it as given
+				f.programs["fake/baduser:latest"] = tc.prog // the pool names images in full
+				r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/baduser": 1}))
+				time.Sleep(10 * time.Second)
+				synctest.Wait()
+				if got := poolSize(r, "fake/baduser"); got != 0 {
+					t.Errorf("pool holds %d containers of an image whose agent fails at its start, want 0", got)
+				}
+				// Backing off as in TestWarmPoolBacksOffContainersThatDieAtOnce.
+				if got := f.count("create"); got < 5 || got > 9 {
+					t.Errorf("%d containers created in 10 s, want 5 to 9: back off", got)
+				}
+				creates := f.count("create")
+				for range 4 {
+					_, err := r.Run(context.Background(), "fake/baduser", map[string]any{"mode": "echo"})
+					if ErrorCode(err) != CodeAgentStderr || !strings.Contains(err.Error(), msg) {
+						t.Errorf("Run() error = %v; want %s with %q", err, CodeAgentStderr, msg)
+					}
+				}
+				// One cold container per run, and at most one attempt of
+				// the pool's: no warm container taken and wasted first.
+				if got := f.count("create") - creates; got > 5 {
+					t.Errorf("%d containers created for 4 runs, want at most 5", got)
+				}
+			})
+		})
+	}
+}
+
 // Close returns when its context ends, even while a filler is blocked in a
 // create; the container that the create makes is removed when it returns.
 func TestCloseWhileCreateBlocks(t *testing.T) {
