@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -605,5 +607,34 @@ func TestUnconfinedSeccompWarns(t *testing.T) {
 	defer r.Close(context.Background())
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "unconfined") {
 		t.Errorf("start-up logged %q; want a warning that seccomp is unconfined", logs.String())
+	}
+}
+
+// `docker-run seccomp-profile` prints a profile that the variable accepts
+// as a file, and that is the builtin one.
+func TestPrintSeccompProfile(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := printSeccompProfile(&out); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "seccomp.json")
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(lookupIn(with(minimal, "DOCKER_CONTAINER_SECCOMP_PROFILE", path)))
+	if err != nil {
+		t.Fatalf("loadConfig() with the printed profile: %v", err)
+	}
+	builtin, err := dockerrun.BuiltinSeccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(c.args["DOCKER_CONTAINER_SECCOMP_PROFILE"][0].(string))); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(builtin), compact.String()); diff != "" {
+		t.Errorf("printed profile mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -8,6 +8,10 @@
 // flight finish (up to the execution time limit), removes their containers
 // and exits 0.
 //
+// `docker-run seccomp-profile` prints the builtin seccomp profile, the
+// starting point of a profile of one's own for
+// DOCKER_CONTAINER_SECCOMP_PROFILE.
+//
 // SERVER_DEBUG_ADDR (off by default; a loopback address only) opens a second
 // listener with net/http/pprof under /debug/pprof/ and the goroutine count
 // under /debug/vars. SERVER_METRICS_ADDR (off by default) opens another with
@@ -16,6 +20,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,12 +44,35 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "seccomp-profile" {
+		if err := printSeccompProfile(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "docker-run:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, os.LookupEnv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "docker-run:", err)
 		os.Exit(1)
 	}
+}
+
+// printSeccompProfile writes the builtin seccomp profile, indented: the
+// starting point of a profile for DOCKER_CONTAINER_SECCOMP_PROFILE.
+func printSeccompProfile(w io.Writer) error {
+	p, err := dockerrun.BuiltinSeccompProfile()
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, p, "", "  "); err != nil {
+		return err
+	}
+	b.WriteByte('\n')
+	_, err = b.WriteTo(w)
+	return err
 }
 
 // run serves until ctx is done, then shuts down gracefully.
