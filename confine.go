@@ -113,6 +113,10 @@ func checkSeccompProfile(profile string) error {
 	return nil
 }
 
+// noNewPrivileges is the security option that keeps setuid binaries and
+// file capabilities from raising privileges.
+const noNewPrivileges = "no-new-privileges"
+
 // securityOpt returns the security options of every container: "seccomp=..."
 // unless the daemon's profile is wanted, and no-new-privileges.
 func (c *config) securityOpt() ([]string, error) {
@@ -135,7 +139,7 @@ func (c *config) securityOpt() ([]string, error) {
 		opts = append(opts, "seccomp="+b.String())
 	}
 	if c.noNewPrivileges {
-		opts = append(opts, "no-new-privileges")
+		opts = append(opts, noNewPrivileges)
 	}
 	return opts, nil
 }

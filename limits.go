@@ -288,7 +288,8 @@ func WithNproc(soft, hard int64) Option {
 var capability = regexp.MustCompile(`^(?i:ALL|(CAP_)?[A-Z_]+)$`)
 
 // WithCapAdd adds Linux capabilities (for example "NET_BIND_SERVICE").
-// Default: none.
+// Default: none. Containers of images labelled [LabelPrivsep] get SETUID,
+// SETGID and KILL for their agent instead, and [WithCapDrop] "ALL".
 func WithCapAdd(caps ...string) Option {
 	return func(c *config) {
 		c.checkCaps("cap add", caps)
@@ -306,7 +307,10 @@ func WithCapDrop(caps ...string) Option {
 }
 
 // WithNoNewPrivileges sets the no-new-privileges security option, so setuid
-// binaries cannot raise privileges. Default: true.
+// binaries cannot raise privileges. Default: true. Containers of images
+// labelled [LabelPrivsep] get it whatever on is: their agent runs as root
+// with SETUID, SETGID and KILL, which the code could regain without it
+// through the image's setuid binaries.
 func WithNoNewPrivileges(on bool) Option {
 	return func(c *config) { c.noNewPrivileges = on }
 }

@@ -945,6 +945,11 @@ func (r *Runner) containerSpec(ctx context.Context, image string, warm bool, mem
 	spec, host := r.spec(image, warm, runAs), r.host
 	if runAs != "" {
 		host.CapAdd, host.CapDrop = agentCaps, []string{"ALL"}
+		// The code's user could regain root, and the agent's capabilities,
+		// through the image's setuid binaries (su, mount) without it.
+		if !slices.Contains(host.SecurityOpt, noNewPrivileges) {
+			host.SecurityOpt = append(slices.Clone(host.SecurityOpt), noNewPrivileges)
+		}
 		if r.cfg.agentNproc() > 0 {
 			pids := r.cfg.pidsLimit * runscPidsFactor
 			host.PidsLimit = &pids

@@ -1109,6 +1109,7 @@ func TestPrivsep(t *testing.T) {
 		RunAs, Nproc    string // the values of EnvRunAs and EnvNproc, "" if unset
 		CapAdd, CapDrop []string
 		PidsLimit       int64
+		NoNewPrivileges bool
 	}
 	tests := []struct {
 		name  string
@@ -1120,51 +1121,64 @@ func TestPrivsep(t *testing.T) {
 			name:  "glot image: as configured",
 			opts:  []Option{WithCapAdd("NET_RAW")},
 			image: ocispec.ImageConfig{User: "glot"},
-			want:  want{User: DefaultUser, CapAdd: []string{"CAP_NET_RAW"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+			want:  want{User: DefaultUser, CapAdd: []string{"CAP_NET_RAW"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "label not 1",
 			image: ocispec.ImageConfig{Labels: map[string]string{LabelPrivsep: "true"}},
-			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "labelled: root agent, code as the configured user",
 			opts:  []Option{WithCapAdd("NET_RAW")},
 			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
 			want: want{User: "0:0", RunAs: DefaultUser,
-				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "labelled, no configured user: the image's",
 			opts:  []Option{WithUser("")},
 			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
 			want: want{User: "0:0", RunAs: "glot",
-				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "labelled, code as root: nothing to separate",
 			opts:  []Option{WithUser("0:0")},
 			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
-			want:  want{User: "0:0", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+			want:  want{User: "0:0", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "labelled, image's user is root",
 			opts:  []Option{WithUser("")},
 			image: ocispec.ImageConfig{Labels: labelled},
-			want:  want{User: "", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+			want:  want{User: "", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "labelled under gVisor: RLIMIT_NPROC inside, the cgroup as a backstop",
 			opts:  []Option{WithRuntime("runsc"), WithPidsLimit(100)},
 			image: ocispec.ImageConfig{Labels: labelled},
 			want: want{User: "0:0", RunAs: DefaultUser, Nproc: "25",
-				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: 800},
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: 800, NoNewPrivileges: true},
+		},
+		{
+			name:  "glot image without no-new-privileges: as configured",
+			opts:  []Option{WithNoNewPrivileges(false)},
+			image: ocispec.ImageConfig{User: "glot"},
+			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+		},
+		{
+			name:  "labelled without no-new-privileges: forced, or the code regains root through setuid binaries",
+			opts:  []Option{WithNoNewPrivileges(false)},
+			image: ocispec.ImageConfig{User: "glot", Labels: labelled},
+			want: want{User: "0:0", RunAs: DefaultUser,
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
 			name:  "glot image under gVisor: as configured",
 			opts:  []Option{WithRuntime("runsc")},
 			image: ocispec.ImageConfig{},
-			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit},
+			want:  want{User: DefaultUser, CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 	}
 	for _, tt := range tests {
@@ -1177,7 +1191,7 @@ func TestPrivsep(t *testing.T) {
 				t.Fatalf("Run() error: %v", err)
 			}
 			cfg, host := f.config("c01")
-			got := want{User: cfg.User, CapAdd: host.CapAdd, CapDrop: host.CapDrop}
+			got := want{User: cfg.User, CapAdd: host.CapAdd, CapDrop: host.CapDrop, NoNewPrivileges: slices.Contains(host.SecurityOpt, "no-new-privileges")}
 			for _, kv := range cfg.Env {
 				if v, ok := strings.CutPrefix(kv, EnvRunAs+"="); ok {
 					got.RunAs = v
