@@ -384,7 +384,7 @@ var table = []entry{
 		parseBool, dockerrun.WithNoNewPrivileges),
 	one(envVar{"DOCKER_CONTAINER_RUNTIME", "string", "daemon default", "OCI runtime, e.g. `runsc` for gVisor"}, false,
 		parseString, dockerrun.WithRuntime),
-	one(envVar{"DOCKER_CONTAINER_SECCOMP_PROFILE", "`builtin`/`daemon`/`unconfined`/path", quoted(dockerrun.SeccompBuiltin), "seccomp profile: `builtin` (Docker's current default profile with io_uring denied, the same on every engine), `daemon` (the engine's own default), the path of a profile in Docker's JSON format (read at start-up), or `unconfined` (refused unless `DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true`). Under runsc gVisor ignores it. See docs/security.md"}, false,
+	one(envVar{"DOCKER_CONTAINER_SECCOMP_PROFILE", "`builtin`/`daemon`/`unconfined`/path", quoted(dockerrun.SeccompBuiltin), "seccomp profile: `builtin` (Docker's current default profile with io_uring denied, the same on every engine), `daemon` (the engine's own default), the path of a profile in Docker's JSON format (read at start-up; `docker-run seccomp-profile` prints the builtin one), or `unconfined` (refused unless `DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP=true`). Under runsc gVisor ignores it. See docs/security.md"}, false,
 		parseSeccompProfile, dockerrun.WithSeccompProfile),
 	one(envVar{"DANGEROUSLY_ALLOW_UNCONFINED_SECCOMP", "bool", "`false`", "allows `DOCKER_CONTAINER_SECCOMP_PROFILE=unconfined`: untrusted code may then make every system call; logged as a warning at start-up"}, false,
 		parseBool, dockerrun.WithDangerouslyAllowUnconfinedSeccomp),
