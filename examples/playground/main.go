@@ -16,9 +16,13 @@
 // The languages are those with an image PREFIX/LANGUAGE:latest carrying
 // the dockerrun.language label (examples/images/build.sh sets it), found at
 // start-up. PREFIX is -images, by default DOCKERRUN_IMAGES_PREFIX as for
-// build.sh, else "dockerrun". Its containers' owner label is "playground":
-// at start-up it removes containers a killed playground left behind, so run
-// one playground per daemon.
+// build.sh, else "dockerrun". Its containers' owner label is -owner. By
+// default that is one of its own, "playground-" and a random suffix, and it
+// removes nothing at start-up: playgrounds sharing a daemon never remove
+// each other's containers, and each removes its own when it stops
+// (SIGINT, SIGTERM). With -owner NAME it first removes the containers of
+// owner NAME that no runner uses, such as those a killed playground with
+// the same -owner left: give each playground on a daemon its own NAME.
 //
 // With -smoke it runs every language's hello world through its own
 // endpoint, prints the answers and exits: that is what CI runs.
@@ -28,6 +32,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -50,20 +55,22 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8089", "listen address (port 0: any free port)")
 	prefix := flag.String("images", cmp.Or(os.Getenv("DOCKERRUN_IMAGES_PREFIX"), "dockerrun"), "image name prefix: the images are PREFIX/LANGUAGE:latest")
+	owner := flag.String("owner", "", "owner label of its containers; when given, containers of that owner left by another playground (a killed one) are removed at start-up (default: playground-RANDOM, one of its own, nothing removed at start-up)")
 	smoke := flag.Bool("smoke", false, "run each language's hello world through the page's endpoint, print the answers and exit")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, *addr, *prefix, *smoke, log); err != nil {
+	if err := serve(ctx, *addr, *prefix, *owner, *smoke, log); err != nil {
 		log.Error("playground", "error", err)
 		os.Exit(1)
 	}
 }
 
-// serve finds the languages, starts the runner and serves the page until
-// ctx ends (or, with smoke, until the smoke run is done).
-func serve(ctx context.Context, addr, prefix string, smoke bool, log *slog.Logger) (err error) {
+// serve finds the languages, starts the runner (see newRunner for owner)
+// and serves the page until ctx ends (or, with smoke, until the smoke run
+// is done).
+func serve(ctx context.Context, addr, prefix, owner string, smoke bool, log *slog.Logger) (err error) {
 	docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
@@ -80,19 +87,7 @@ func serve(ctx context.Context, addr, prefix string, smoke bool, log *slog.Logge
 	if len(langs) == 0 {
 		return fmt.Errorf("no image %s/LANGUAGE:latest with the label %s on the daemon: build some with examples/images/build.sh python bash c", prefix, labelLanguage)
 	}
-	pool := make(map[string]int, len(langs))
-	images := make([]string, len(langs))
-	for i, l := range langs {
-		pool[l.Image] = 1
-		images[i] = l.Image
-	}
-	r, err := dockerrun.New(
-		dockerrun.WithDockerClient(docker),
-		dockerrun.WithOwner("playground"),
-		dockerrun.WithAllowedImages(images...),
-		dockerrun.WithWarmPool(pool),
-		dockerrun.WithLogger(log),
-	)
+	r, err := newRunner(ctx, docker, owner, langs, log)
 	if err != nil {
 		return err
 	}
@@ -101,12 +96,6 @@ func serve(ctx context.Context, addr, prefix string, smoke bool, log *slog.Logge
 		defer cancel()
 		err = errors.Join(err, r.Close(cctx))
 	}()
-	if _, err := r.Reap(ctx); err != nil {
-		return err
-	}
-	if err := r.Ping(ctx); err != nil {
-		return err
-	}
 	h, err := newHandler(config{Run: runner(r), Languages: langs, TimeLimit: r.MaxExecutionTime(), Logger: log})
 	if err != nil {
 		return err
@@ -139,6 +128,45 @@ func serve(ctx context.Context, addr, prefix string, smoke bool, log *slog.Logge
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.MaxExecutionTime()+5*time.Second)
 	defer cancel()
 	return errors.Join(err, srv.Shutdown(sctx))
+}
+
+// newRunner returns a started runner for langs, with a warm container per
+// language. With owner "", its containers' owner is one of its own
+// (playground-RANDOM) and nothing is removed: another playground on the
+// daemon, with its runs in flight, is left alone. With an owner, it first
+// removes the containers of that owner that no runner uses ([Runner.Reap]),
+// those of other instances included: the caller says that no other
+// playground runs with that owner.
+func newRunner(ctx context.Context, docker client.APIClient, owner string, langs []language, log *slog.Logger) (*dockerrun.Runner, error) {
+	reap := owner != ""
+	if !reap {
+		owner = "playground-" + strings.ToLower(rand.Text()[:12])
+	}
+	pool := make(map[string]int, len(langs))
+	images := make([]string, len(langs))
+	for i, l := range langs {
+		pool[l.Image] = 1
+		images[i] = l.Image
+	}
+	r, err := dockerrun.New(
+		dockerrun.WithDockerClient(docker),
+		dockerrun.WithOwner(owner),
+		dockerrun.WithAllowedImages(images...),
+		dockerrun.WithWarmPool(pool),
+		dockerrun.WithLogger(log),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if reap {
+		if _, err := r.Reap(ctx); err != nil {
+			return nil, errors.Join(err, r.Close(context.WithoutCancel(ctx)))
+		}
+	}
+	if err := r.Ping(ctx); err != nil {
+		return nil, errors.Join(err, r.Close(context.WithoutCancel(ctx)))
+	}
+	return r, nil
 }
 
 // smokeRun posts every language's hello world to the playground at url, as
