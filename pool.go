@@ -111,8 +111,6 @@ func (p *pool) take(image string) *box {
 		case time.Since(c.ready) > p.r.cfg.warmMaxAge:
 			p.r.dispose(c)
 			c = nil
-		default:
-			p.provenLocked(image) // one lived to be used
 		}
 	}
 	select {
@@ -282,6 +280,18 @@ func (p *pool) evict(c *box) {
 func (p *pool) lostLocked(c *box) {
 	p.r.dispose(c)
 	p.replaceLocked(c)
+}
+
+// proven records that c, a container that the pool handed out, was alive
+// when it was given its payload (see provenLocked). Taking it proves
+// nothing: it may turn out dead (see lost).
+func (p *pool) proven(c *box) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.provenLocked(c.image)
 }
 
 // lost has c, a container that the pool handed out and that turned out

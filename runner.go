@@ -242,6 +242,7 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 		res, err := r.runIn(ctx, start, c, body, lim)
 		info.Duration = time.Since(placed)
 		if !errors.Is(err, errUnread) {
+			r.pool.proven(c) // it lived to be used
 			return res, err
 		}
 		// Never a second try for a payload that a container may have
@@ -375,6 +376,7 @@ type box struct {
 	watched chan struct{} // closed when the watcher's read returned; nil: not watched
 	peekErr error         // why the watcher's read returned, set before watched is closed
 	peeked  time.Time     // when it returned, set before watched is closed
+	died    time.Time     // when it died, by the daemon's record, when a run found it dead
 }
 
 // errIdleOutput: a warm container wrote output before it was given a
@@ -428,9 +430,13 @@ func (c *box) dead() bool {
 	}
 }
 
-// lifetime is how long c was usable: from its start to the watcher's
+// lifetime is how long c was usable: how long it ran by the daemon's
+// record when a run found it dead, else from its start to the watcher's
 // read's return, or to now if that has not returned.
 func (c *box) lifetime() time.Duration {
+	if !c.died.IsZero() {
+		return c.died.Sub(c.ready)
+	}
 	select {
 	case <-c.watched:
 		return c.peeked.Sub(c.ready)
@@ -615,7 +621,8 @@ func (r *Runner) noAnswer(ctx context.Context, c *box, d *demux, err error, lim 
 	// daemon may have killed the container or gone away; a warm container
 	// may have died before the payload reached it.
 	state, serr := r.exitState(c)
-	if c.warm && unread(c, state, start) {
+	if ran, ok := unread(c, state, start); ok && c.warm {
+		c.died = c.ready.Add(ran)
 		return errUnread
 	}
 	if err := r.daemonFault(c, state, serr); err != nil {
@@ -678,17 +685,19 @@ func (r *Runner) exitState(c *box) (*container.State, error) {
 // on its own clock; c.ready was taken after the start returned, on ours.
 // So the death came at most FinishedAt-StartedAt after c.ready, whatever
 // the offset between the two clocks. (A step of the daemon host's clock
-// during the container's life would fool this.)
-func unread(c *box, s *container.State, written time.Time) bool {
+// during the container's life would fool this.) ran is how long c ran, by
+// that record.
+func unread(c *box, s *container.State, written time.Time) (ran time.Duration, ok bool) {
 	if s == nil || s.Running || s.Restarting {
-		return false
+		return 0, false
 	}
 	started, err1 := time.Parse(time.RFC3339Nano, s.StartedAt)
 	finished, err2 := time.Parse(time.RFC3339Nano, s.FinishedAt)
 	if err1 != nil || err2 != nil || started.IsZero() || finished.Before(started) {
-		return false
+		return 0, false
 	}
-	return c.ready.Add(finished.Sub(started)).Before(written)
+	ran = finished.Sub(started)
+	return ran, c.ready.Add(ran).Before(written)
 }
 
 // daemonFault returns the error of a run whose stream ended without an

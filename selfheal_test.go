@@ -295,6 +295,36 @@ func TestWarmContainerDeadAfterTake(t *testing.T) {
 	})
 }
 
+// A warm container that a run finds dead, having died within a second of
+// its start, counts as one that dies at once: the pool backs off instead
+// of replacing it at once.
+func TestWarmContainerDeadAfterTakeBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeDocker()
+		die := make(chan struct{})
+		f.programs["fake/zombie:latest"] = zombieProgram(die)
+		r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/zombie": 1}),
+			WithMemory(0)) // its exit code 137 is then no OOM kill to wait for: a run takes no time
+		synctest.Wait()
+		close(die) // at once: it died young, but its stream stays open
+		synctest.Wait()
+		creates := f.count("create")
+		for i := range 2 {
+			time.Sleep(10 * time.Millisecond) // the run comes after the death
+			res, err := r.Run(context.Background(), "fake/zombie", map[string]any{"mode": "echo"})
+			if err != nil || res.Warm {
+				t.Fatalf("Run() #%d = %+v, %v; want an answer from a cold container", i, res, err)
+			}
+			synctest.Wait()
+		}
+		// The first run's take has the pool refill before the run finds
+		// the container dead; from then on, the pool backs off.
+		if got := f.count("create") - creates; got != 3 {
+			t.Errorf("%d containers created during two runs, want 3 (two cold ones and one refill): the pool backs off", got)
+		}
+	})
+}
+
 // A run whose stream ends without an answer is the daemon's failure (a
 // docker.* code) when the daemon went away or cut the stream, and the
 // agent's (coderunner.stdout.decode) when the container ended by itself.
