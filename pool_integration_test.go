@@ -464,3 +464,58 @@ func TestPoolCountsAgainstTheConcurrencyLimit(t *testing.T) {
 		t.Errorf("at most %d containers existed at once, want the pool of %d plus a run", peak, size)
 	}
 }
+
+// An agent that fails at its start (here: an unknown user) writes to
+// stderr and exits. Its warm containers are not handed to runs, the pool
+// backs off as for an image whose containers die at once, and each run
+// gets the agent's message from a cold container.
+func TestPoolAgentThatFailsAtStartBacksOff(t *testing.T) {
+	t.Parallel()
+	img := testenv.LanguageImages(t, "python")[0]
+	owner := "it-pool-failstart-" + strings.ToLower(rand.Text()[:8])
+	var logs logBuffer
+	r, err := dockerrun.New(
+		dockerrun.WithOwner(owner),
+		dockerrun.WithUser("nosuchuser"),
+		dockerrun.WithWarmPool(map[string]int{img: 1}),
+		dockerrun.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
+	)
+	if err != nil {
+		t.Fatalf("New() error: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Errorf("Close() error: %v", err)
+		}
+		testenv.WaitNoContainers(t, dockerrun.LabelOwner, owner, 30*time.Second)
+	})
+	if err := r.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping() error: %v", err)
+	}
+	const diedYoung = "warm pool: an idle container died within a second of its start; backing off"
+	deadline := time.Now().Add(30 * time.Second)
+	for len(logs.records(t, diedYoung)) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %q log records within 30s, want 3", len(logs.records(t, diedYoung)), diedYoung)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if recs := logs.records(t, diedYoung); !strings.Contains(fmt.Sprint(recs[0]["error"]), "nosuchuser") {
+		t.Errorf("log record %v: want the agent's message in its error", recs[0])
+	}
+	checkBackoff(t, logs.records(t, diedYoung))
+	payload := map[string]any{"language": "python", "files": []map[string]string{{"name": "main.py", "content": "print(1)"}}}
+	for i := range 4 {
+		_, err := r.Run(context.Background(), img, payload)
+		if dockerrun.ErrorCode(err) != dockerrun.CodeAgentStderr || !strings.Contains(err.Error(), "nosuchuser") {
+			t.Errorf("Run() #%d error = %v; want %s with the agent's message", i, err, dockerrun.CodeAgentStderr)
+		}
+	}
+	// A run may take a container in the milliseconds before its agent
+	// fails; four in a row would mean that the pool hands them out.
+	if n := len(logs.records(t, "warm container died before it could read the payload; running on a cold one")); n > 1 {
+		t.Errorf("%d of 4 runs took a warm container whose agent had failed, then ran cold; want at most 1", n)
+	}
+}
