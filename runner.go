@@ -32,7 +32,6 @@ import (
 	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/dockerrun/dockerrun/internal/runnerspec"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -916,12 +915,13 @@ func isRoot(user string) bool {
 	return u == "" || u == "root" || strings.Trim(u, "0") == ""
 }
 
-func init() { runnerspec.Cold = coldSpec }
-
-// coldSpec is [runnerspec.Cold]: the configuration of the cold containers
-// that runner creates from image, as deep copies.
-func coldSpec(ctx context.Context, runner any, image string) (*container.Config, *container.HostConfig, error) {
-	r := runner.(*Runner)
+// ContainerConfig returns the configuration of the cold containers that r
+// creates from image, as copies the caller may change: what Run passes to
+// the daemon's create, labels included. Like a run, it inspects the image
+// (see [LabelPrivsep]). It serves tools that must create the very same
+// containers, such as the benchmark's plain Engine API method, and the
+// curious who want to see what a run's container looks like.
+func (r *Runner) ContainerConfig(ctx context.Context, image string) (*container.Config, *container.HostConfig, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.dockerTimeout)
 	defer cancel()
 	spec, host, err := r.containerSpec(ctx, image, false, r.cfg.memory)

@@ -1244,3 +1244,44 @@ func TestPrivsepInspectsEveryCreate(t *testing.T) {
 		t.Errorf("%d creates: want 2, none after the failed inspect", n)
 	}
 }
+
+// ContainerConfig gives what a cold Run passes to the daemon's create, as
+// copies: changing them changes no later run.
+func TestContainerConfig(t *testing.T) {
+	t.Parallel()
+	f := newFakeDocker()
+	f.images["fake/img"] = ocispec.ImageConfig{Labels: map[string]string{LabelPrivsep: "1"}}
+	r := newTestRunner(t, f, WithRuntime("runsc"))
+	cfg, host, err := r.ContainerConfig(context.Background(), "fake/img")
+	if err != nil {
+		t.Fatalf("ContainerConfig() error: %v", err)
+	}
+	cfg.Labels["changed"] = "yes"
+	host.SecurityOpt[0] = "changed"
+	*host.PidsLimit = 1
+	cfg2, host2, err := r.ContainerConfig(context.Background(), "fake/img")
+	if err != nil {
+		t.Fatalf("ContainerConfig() error: %v", err)
+	}
+	if _, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "echo"}); err != nil {
+		t.Fatalf("Run() error: %v", err)
+	}
+	created, createdHost := f.config("c01")
+	if created.Labels["changed"] != "" || slices.Contains(createdHost.SecurityOpt, "changed") || *createdHost.PidsLimit == 1 {
+		t.Errorf("a change to ContainerConfig's answer reached a run's container: labels %v, security options %v, pids limit %d",
+			created.Labels, createdHost.SecurityOpt, *createdHost.PidsLimit)
+	}
+	if diff := cmp.Diff(&created, cfg2); diff != "" {
+		t.Errorf("ContainerConfig() config mismatch with the created one (-created +ContainerConfig):\n%s", diff)
+	}
+	// The daemon (and the fake) write capabilities as CAP_X, sorted.
+	caps := make([]string, len(host2.CapAdd))
+	for i, c := range host2.CapAdd {
+		caps[i] = "CAP_" + c
+	}
+	slices.Sort(caps)
+	host2.CapAdd = caps
+	if diff := cmp.Diff(&createdHost, host2); diff != "" {
+		t.Errorf("ContainerConfig() host config mismatch with the created one (-created +ContainerConfig):\n%s", diff)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/dockerrun/dockerrun"
-	"github.com/dockerrun/dockerrun/internal/runnerspec"
 )
 
 // method is one way of running a payload in a container.
@@ -111,7 +110,7 @@ func (t *dockerCLI) close() error  { return nil }
 
 // plainAPI is the Engine API sequence done plainly: create, attach, start,
 // write stdin, read until EOF, wait, remove. Its containers have the very
-// configuration dockerrun gives its own ([runnerspec.Cold]),
+// configuration dockerrun gives its own ([dockerrun.Runner.ContainerConfig]),
 // so that the comparison measures the orchestration only.
 type plainAPI struct {
 	bn   *bench
@@ -127,7 +126,7 @@ func newPlainAPI(ctx context.Context, bn *bench, img *benchImage) (*plainAPI, er
 		return nil, err
 	}
 	defer r.Close(ctx)
-	cfg, host, err := runnerspec.Cold(ctx, r, img.ref)
+	cfg, host, err := r.ContainerConfig(ctx, img.ref)
 	if err != nil {
 		return nil, err
 	}
