@@ -75,7 +75,10 @@ const (
 	// EnvNproc, set only with EnvRunAs and under gVisor, is the
 	// RLIMIT_NPROC the agent gives the code: inside a gVisor sandbox it
 	// counts that sandbox's processes alone (under runc it counts every
-	// process of the host uid, so it is not set there).
+	// process of the host uid, so it is not set there). With it the agent
+	// also gets the capability SYS_RESOURCE, so that it can carry the
+	// limit itself: gVisor applies it to root too, but not to a task with
+	// that capability.
 	EnvNproc = protocol.EnvNproc
 )
 
@@ -289,7 +292,8 @@ var capability = regexp.MustCompile(`^(?i:ALL|(CAP_)?[A-Z_]+)$`)
 
 // WithCapAdd adds Linux capabilities (for example "NET_BIND_SERVICE").
 // Default: none. Containers of images labelled [LabelPrivsep] get SETUID,
-// SETGID and KILL for their agent instead, and [WithCapDrop] "ALL".
+// SETGID and KILL for their agent instead (and under gVisor SYS_RESOURCE,
+// see [EnvNproc]), and [WithCapDrop] "ALL".
 func WithCapAdd(caps ...string) Option {
 	return func(c *config) {
 		c.checkCaps("cap add", caps)

@@ -885,6 +885,14 @@ func (r *Runner) Close(ctx context.Context) error {
 // and to stop every process of that user (KILL). The user's code has none.
 var agentCaps = []string{"SETUID", "SETGID", "KILL"}
 
+// agentNprocCap is added to agentCaps where the agent gives the code an
+// RLIMIT_NPROC ([EnvNproc]): gVisor applies the limit to root too, unless
+// the task has this capability, so with it the agent carries the limit
+// itself and every command inherits it, instead of starting each command
+// through one more exec that sets it. The code loses it with its change of
+// user, as it loses the others.
+const agentNprocCap = "SYS_RESOURCE"
+
 // privsep inspects image and returns the user its agent must run the code
 // as when the image says its agent separates privileges ([LabelPrivsep])
 // and that user is not root; else "". The image is inspected before every
@@ -962,6 +970,7 @@ func (r *Runner) containerSpec(ctx context.Context, image string, warm bool, mem
 		if r.cfg.agentNproc() > 0 {
 			pids := r.cfg.pidsLimit * runscPidsFactor
 			host.PidsLimit = &pids
+			host.CapAdd = append(slices.Clone(agentCaps), agentNprocCap)
 		}
 	}
 	host.CapAdd, host.CapDrop = slices.Clone(host.CapAdd), slices.Clone(host.CapDrop)

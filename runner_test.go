@@ -1155,11 +1155,18 @@ func TestPrivsep(t *testing.T) {
 			want:  want{User: "", CapDrop: []string{"ALL"}, PidsLimit: DefaultPidsLimit, NoNewPrivileges: true},
 		},
 		{
-			name:  "labelled under gVisor: RLIMIT_NPROC inside, the cgroup as a backstop",
+			name:  "labelled under gVisor: RLIMIT_NPROC inside, carried by the agent, the cgroup as a backstop",
 			opts:  []Option{WithRuntime("runsc"), WithPidsLimit(100)},
 			image: ocispec.ImageConfig{Labels: labelled},
 			want: want{User: "0:0", RunAs: DefaultUser, Nproc: "25",
-				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, PidsLimit: 800, NoNewPrivileges: true},
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SYS_RESOURCE"}, CapDrop: []string{"ALL"}, PidsLimit: 800, NoNewPrivileges: true},
+		},
+		{
+			name:  "labelled under gVisor without a pids limit: no RLIMIT_NPROC, no SYS_RESOURCE",
+			opts:  []Option{WithRuntime("runsc"), WithPidsLimit(0)},
+			image: ocispec.ImageConfig{Labels: labelled},
+			want: want{User: "0:0", RunAs: DefaultUser,
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}, CapDrop: []string{"ALL"}, NoNewPrivileges: true},
 		},
 		{
 			name:  "glot image without no-new-privileges: as configured",

@@ -39,8 +39,9 @@ type sandbox struct {
 	// supplementary group; the agent itself is root.
 	cred *syscall.Credential
 	// nproc, when not 0, is the RLIMIT_NPROC of the user's commands, set
-	// by exe (this binary) started in nprocExecArg mode: the agent cannot
-	// carry the limit itself, since gVisor applies it to root too.
+	// by exe (this binary) started in nprocExecArg mode. It is 0 when the
+	// agent holds the limit itself (see holdNproc): gVisor applies it to
+	// root too, so an agent without CAP_SYS_RESOURCE cannot.
 	nproc int64
 	exe   string
 	// sweep allows killing every process of the namespace but the agent
@@ -94,7 +95,11 @@ func sandboxFromEnv(getenv func(string) string) (sandbox, error) {
 	if err != nil {
 		return sandbox{}, err
 	}
-	if nproc > 0 {
+	held, err := holdNproc(nproc, readCapEff)
+	if err != nil {
+		return sandbox{}, err
+	}
+	if nproc > 0 && !held {
 		exe, err := os.Executable()
 		if err != nil {
 			exe = "/proc/self/exe"
@@ -107,6 +112,60 @@ func sandboxFromEnv(getenv func(string) string) (sandbox, error) {
 
 // rlimitNproc is RLIMIT_NPROC, which package syscall does not name.
 const rlimitNproc = 6
+
+// capSysResource is CAP_SYS_RESOURCE's bit in a capability set.
+const capSysResource = 24
+
+// holdNproc gives the agent itself an RLIMIT_NPROC of n (none if n is 0),
+// which every command it starts inherits, when the agent's effective
+// capabilities (from capEff) include CAP_SYS_RESOURCE: gVisor does not
+// apply the limit to a task with that capability, so the agent and its
+// threads are not held back, while each command loses every capability
+// with its change of user and meets the limit. The runner grants the
+// capability wherever it sets DOCKERRUN_NPROC. Without it, holdNproc
+// reports false and each command starts through the launcher instead (see
+// nprocExecArg), which costs one more exec of this binary per command.
+func holdNproc(n int64, capEff func() (uint64, error)) (bool, error) {
+	if n <= 0 {
+		return false, nil
+	}
+	caps, err := capEff()
+	if err != nil {
+		return false, err
+	}
+	if caps&(1<<capSysResource) == 0 {
+		return false, nil
+	}
+	if err := syscall.Setrlimit(rlimitNproc, &syscall.Rlimit{Cur: uint64(n), Max: uint64(n)}); err != nil {
+		return false, fmt.Errorf("%s=%d: setrlimit(RLIMIT_NPROC): %w", envNproc, n, err)
+	}
+	return true, nil
+}
+
+// readCapEff returns the process's effective capabilities, from
+// /proc/self/status.
+func readCapEff() (uint64, error) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("capabilities: %w", err)
+	}
+	return parseCapEff(string(status))
+}
+
+// parseCapEff returns the capability set of the CapEff line of a
+// /proc/PID/status.
+func parseCapEff(status string) (uint64, error) {
+	for line := range strings.Lines(status) {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("capabilities: CapEff %q: %w", strings.TrimSpace(v), err)
+			}
+			return caps, nil
+		}
+	}
+	return 0, errors.New("capabilities: no CapEff line in /proc/self/status")
+}
 
 // nprocExecArg, as the first argument, makes code-runner a launcher:
 // code-runner -dockerrun-nproc-exec N PATH ARGV0 ARG... sets its

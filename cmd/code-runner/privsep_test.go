@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -106,5 +108,80 @@ func TestNprocExec(t *testing.T) {
 	}
 	if code := nprocExec([]string{"0", "/bin/true", "true"}, new(strings.Builder)); code != 2 {
 		t.Errorf("nprocExec with a limit of 0 = %d, want 2", code)
+	}
+}
+
+// An agent with CAP_SYS_RESOURCE holds the limit itself, and its commands
+// inherit it; without the capability it leaves the limit to the launcher.
+func TestHoldNproc(t *testing.T) {
+	if os.Getenv(helperEnv) == "hold" {
+		held, err := holdNproc(7, func() (uint64, error) { return 1 << capSysResource, nil })
+		if !held || err != nil {
+			fmt.Fprintf(os.Stderr, "holdNproc = %v, %v\n", held, err)
+			os.Exit(3)
+		}
+		out, err := exec.Command("/bin/sh", "-c", "ulimit -p 2>/dev/null || ulimit -u").CombinedOutput()
+		fmt.Printf("%s", out)
+		if err != nil {
+			os.Exit(4)
+		}
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldNproc$")
+	cmd.Env = []string{helperEnv + "=hold"}
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "7" {
+		t.Errorf("a command's process limit under an agent holding 7: %q, %v; want 7", out, err)
+	}
+
+	capErr := errors.New("no /proc")
+	tests := []struct {
+		name    string
+		n       int64
+		caps    uint64
+		capErr  error
+		want    bool
+		wantErr error
+	}{
+		{name: "no limit", n: 0, caps: 1 << capSysResource},
+		{name: "no capability: the launcher", n: 32, caps: 1<<6 | 1<<7 | 1<<5},
+		{name: "capabilities unknown", n: 32, capErr: capErr, wantErr: capErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			held, err := holdNproc(tt.n, func() (uint64, error) { return tt.caps, tt.capErr })
+			if held != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Errorf("holdNproc(%d) = %v, %v; want %v, %v", tt.n, held, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseCapEff(t *testing.T) {
+	tests := []struct {
+		status  string
+		want    uint64
+		wantErr string
+	}{
+		{status: "Name:\tcode-runner\nCapInh:\t0000000000000000\nCapEff:\t00000000010000e0\nCapBnd:\t00000000010000e0\n", want: 1<<capSysResource | 1<<7 | 1<<6 | 1<<5},
+		{status: "CapEff:\t0000000000000000\n", want: 0},
+		{status: "CapEff:\t000001fffeffffff", want: 0x1fffeffffff},
+		{status: "Name:\tx\n", wantErr: "no CapEff"},
+		{status: "CapEff:\tzz\n", wantErr: `CapEff "zz"`},
+	}
+	for _, tt := range tests {
+		got, err := parseCapEff(tt.status)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseCapEff(%q) error = %v, want one with %q", tt.status, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseCapEff(%q) = %#x, %v; want %#x", tt.status, got, err, tt.want)
+		}
+	}
+	if _, err := readCapEff(); err != nil {
+		t.Errorf("readCapEff: %v", err)
 	}
 }

@@ -356,7 +356,7 @@ var table = []entry{
 	pair(envVar{"DOCKER_CONTAINER_ULIMIT_NPROC_SOFT", "integer", "unset", "processes per host uid, soft (shared by parallel runs of the same uid; `DOCKER_CONTAINER_PIDS_LIMIT` is the per-container defence)"},
 		envVar{"DOCKER_CONTAINER_ULIMIT_NPROC_HARD", "integer", "unset", "as above, hard"}, true,
 		parseInt, sameUlimits, dockerrun.WithNproc),
-	one(envVar{"DOCKER_CONTAINER_CAP_ADD", "space-separated", "empty", "capabilities to add (not for images labelled `dockerrun.agent.privsep=1`: their agent gets SETUID, SETGID and KILL, the code none)"}, true,
+	one(envVar{"DOCKER_CONTAINER_CAP_ADD", "space-separated", "empty", "capabilities to add (not for images labelled `dockerrun.agent.privsep=1`: their agent gets SETUID, SETGID and KILL (and SYS_RESOURCE under runsc), the code none)"}, true,
 		parseFields, func(caps []string) dockerrun.Option { return dockerrun.WithCapAdd(caps...) }),
 	one(envVar{"DOCKER_CONTAINER_CAP_DROP", "space-separated", "`ALL`", "capabilities to drop (images labelled `dockerrun.agent.privsep=1` drop `ALL`)"}, true,
 		parseFields, func(caps []string) dockerrun.Option { return dockerrun.WithCapDrop(caps...) }),

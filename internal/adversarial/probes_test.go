@@ -16,8 +16,23 @@ import (
 )
 
 // agentCapBnd is the bounding set of a container of our images, as
-// /proc/PID/status shows it: CAP_KILL (5), CAP_SETGID (6), CAP_SETUID (7).
-const agentCapBnd = "00000000000000e0"
+// /proc/PID/status shows it: CAP_KILL (5), CAP_SETGID (6), CAP_SETUID (7);
+// under gVisor also CAP_SYS_RESOURCE (24), with which the agent carries the
+// code's RLIMIT_NPROC.
+func agentCapBnd(rt string) string {
+	if rt == runsc {
+		return "00000000010000e0"
+	}
+	return "00000000000000e0"
+}
+
+// boundingSet names the capabilities of agentCapBnd(rt).
+func boundingSet(rt string) string {
+	if rt == runsc {
+		return "KILL, SETGID, SETUID, SYS_RESOURCE"
+	}
+	return "KILL, SETGID, SETUID"
+}
 
 // probe runs code, which prints one JSON object, and decodes it into v.
 func probe(t *testing.T, tg *target, code string, v any) response {
@@ -110,6 +125,7 @@ print(json.dumps(out))
 				Unshare     string            `json:"unshare"`
 				Mount       string            `json:"mount"`
 				SetHostname string            `json:"sethostname"`
+				Nproc       string            `json:"nproc"`
 			}
 			r := probe(t, tg, `
 import ctypes, errno, json, os
@@ -130,6 +146,14 @@ except OSError as e:
 out["unshare"] = err(libc.unshare(0x10000000))  # CLONE_NEWUSER
 out["mount"] = err(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
 out["sethostname"] = err(libc.sethostname(b"x", 1))
+import resource
+lim = [("unlimited" if v == resource.RLIM_INFINITY else str(v)) for v in resource.getrlimit(resource.RLIMIT_NPROC)]
+try:
+    resource.setrlimit(resource.RLIMIT_NPROC, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    raised = "OK"
+except (OSError, ValueError) as e:
+    raised = errno.errorcode.get(getattr(e, "errno", None) or 0, "EPERM" if isinstance(e, ValueError) else str(e))
+out["nproc"] = " ".join(lim) + ", raise " + raised
 print(json.dumps(out))
 `, &got)
 			for _, k := range []string{"CapInh", "CapPrm", "CapEff"} {
@@ -140,8 +164,13 @@ print(json.dumps(out))
 			// The bounding set is the container's: the agent's KILL,
 			// SETGID and SETUID. With NoNewPrivs set, nothing the code
 			// executes can bring them back.
-			if got.Status["CapBnd"] != agentCapBnd {
-				t.Errorf("CapBnd = %q; want %s, the agent's KILL, SETGID and SETUID only", got.Status["CapBnd"], agentCapBnd)
+			if got.Status["CapBnd"] != agentCapBnd(rt) {
+				t.Errorf("CapBnd = %q; want %s, the agent's capabilities only", got.Status["CapBnd"], agentCapBnd(rt))
+			}
+			// Under gVisor the code inherits the agent's RLIMIT_NPROC, and
+			// without a capability it cannot raise it.
+			if want := "32 32, raise EPERM"; rt == runsc && got.Nproc != want {
+				t.Errorf("RLIMIT_NPROC %q; want %q", got.Nproc, want)
 			}
 			if v, ok := got.Status["CapAmb"]; ok && v != "0000000000000000" {
 				t.Errorf("CapAmb = %q; want no capabilities", v)
@@ -168,8 +197,8 @@ print(json.dumps(out))
 				}
 				note = fmt.Sprintf("NoNewPrivs 1 by prctl (gVisor's status has no such line), Seccomp %q inside the sandbox (gVisor filters the sentry's own system calls on the host)", got.Status["Seccomp"])
 			}
-			record(t, "probe-privileges", rt, fmt.Sprintf("%v; effective, permitted, inheritable and ambient sets 0, bounding set the agent's KILL, SETGID, SETUID; %s; setuid(0) %s, mount %s, sethostname %s, unshare(CLONE_NEWUSER) %s",
-				r, note, got.Setuid, got.Mount, got.SetHostname, got.Unshare))
+			record(t, "probe-privileges", rt, fmt.Sprintf("%v; effective, permitted, inheritable and ambient sets 0, bounding set the agent's %s; %s; setuid(0) %s, mount %s, sethostname %s, unshare(CLONE_NEWUSER) %s; RLIMIT_NPROC %s",
+				r, boundingSet(rt), note, got.Setuid, got.Mount, got.SetHostname, got.Unshare, got.Nproc))
 		})
 
 		t.Run("syscalls", func(t *testing.T) {
