@@ -86,9 +86,18 @@ func (p *pool) start() {
 	}
 }
 
+// poolRefillDelay bounds how long the refill of a container that a run took
+// waits for that run to end (see refillLater). A refill is a create and a
+// start: under gVisor, hundreds of milliseconds of CPU for runsc, its gofer
+// and its sentry, which on a small machine the run's program would share.
+// Most warm runs end sooner, and their refill starts then.
+const poolRefillDelay = 500 * time.Millisecond
+
 // take returns an idle container of image, or nil. It skips, and
 // disposes of, containers past their age and those whose stream has ended
-// (see [box.dead]): the check costs no call to the daemon.
+// (see [box.dead]): the check costs no call to the daemon. A taken
+// container's refill is left to refillLater; the fillers are woken at once
+// when none was taken or one was skipped.
 func (p *pool) take(image string) *box {
 	if p == nil {
 		return nil
@@ -101,23 +110,44 @@ func (p *pool) take(image string) *box {
 		return nil
 	}
 	var c *box
+	skipped := false
 	for len(p.idle[image]) > 0 && c == nil {
 		c = p.idle[image][0]
 		p.idle[image] = p.idle[image][1:]
 		switch {
 		case c.dead():
 			p.lostLocked(c)
-			c = nil
+			c, skipped = nil, true
 		case time.Since(c.ready) > p.r.cfg.warmMaxAge:
 			p.r.dispose(c)
-			c = nil
+			c, skipped = nil, true
 		}
 	}
+	if c == nil || skipped {
+		wakeUp(wake)
+	}
+	return c
+}
+
+// refillLater has the fillers of image replace a container that a run took:
+// when the returned function is called, at the end of the run, or after
+// poolRefillDelay, whichever comes first.
+func (p *pool) refillLater(image string) (now func()) {
+	wake := p.wake[normalizeImage(image)]
+	t := time.AfterFunc(poolRefillDelay, func() { wakeUp(wake) })
+	return func() {
+		if t.Stop() {
+			wakeUp(wake)
+		}
+	}
+}
+
+// wakeUp wakes one filler waiting on wake, if none is woken already.
+func wakeUp(wake chan struct{}) {
 	select {
 	case wake <- struct{}{}:
 	default:
 	}
-	return c
 }
 
 // fill keeps n idle containers of image until the pool is closed. Each

@@ -238,16 +238,22 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 	if c := r.takeWarm(image, lim); c != nil {
 		placed := time.Now()
 		info.Container, info.Warm = true, true
+		// Its replacement starts when the run ends: not on the CPU the
+		// program needs (see poolRefillDelay).
+		refill := r.pool.refillLater(image)
 		res, err := r.runIn(ctx, start, c, body, lim)
 		info.Duration = time.Since(placed)
 		if !errors.Is(err, errUnread) {
 			r.pool.proven(c) // it lived to be used
+			refill()
 			return res, err
 		}
 		// Never a second try for a payload that a container may have
-		// read: see errUnread. The pool learns of the death, so that an
-		// image whose containers die at once backs off.
+		// read: see errUnread. The pool learns of the death first, so
+		// that an image whose containers die at once backs off instead
+		// of being refilled.
 		r.pool.lost(c)
+		refill()
 		r.log.Info("warm container died before it could read the payload; running on a cold one", "image", image, "container", short(c.id))
 		info = RunInfo{Image: info.Image, WarmMiss: true}
 	} else {

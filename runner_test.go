@@ -769,6 +769,49 @@ func testWarmPool(t *testing.T) {
 	}
 }
 
+// The refill of a warm container that a run took waits for the run to end,
+// where it would share the CPU with the program, or for poolRefillDelay
+// when the run is long.
+func TestWarmPoolRefillsAfterTheRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		ms       int           // how long the run takes
+		refillAt time.Duration // when its refill's create comes, after Run is called
+	}{
+		{name: "short run: at its end", ms: 100, refillAt: 100 * time.Millisecond},
+		{name: "long run: after the delay", ms: 2000, refillAt: poolRefillDelay},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeDocker()
+				r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": 1}))
+				synctest.Wait() // the pool has filled
+				creates := f.count("create")
+				start := time.Now()
+				done := make(chan error)
+				go func() {
+					res, err := r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": tt.ms})
+					if err == nil && !res.Warm {
+						err = errors.New("the run was cold")
+					}
+					done <- err
+				}()
+				for f.count("create") == creates {
+					time.Sleep(time.Millisecond) // the bubble's clock
+				}
+				if got := time.Since(start); got < tt.refillAt || got > tt.refillAt+10*time.Millisecond {
+					t.Errorf("the refill's create came %v after Run was called, want %v", got, tt.refillAt)
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("Run() error: %v", err)
+				}
+				closeRunner(t, r)
+			})
+		})
+	}
+}
+
 // A warm run must give its place back: the pool and runs together never
 // need more places than the limit.
 func TestWarmPoolReturnsPlaces(t *testing.T) {
