@@ -494,7 +494,10 @@ func WithAllowedImages(images ...string) Option {
 // WithWarmPool keeps, for each image, the given number of containers
 // created, attached and started ahead of time, each used for exactly one
 // run. The pool starts filling at the first [Runner.Ping], [Runner.Run] or
-// [Runner.Reap]. Default: none.
+// [Runner.Reap]. A container that a run takes is replaced when that run
+// ends, or half a second after it was taken if the run lasts longer, so
+// that the replacement's start does not take CPU from the run's program.
+// Default: none.
 func WithWarmPool(sizes map[string]int) Option {
 	return func(c *config) {
 		for img, n := range sizes {
