@@ -6,12 +6,12 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -166,7 +166,7 @@ func (d observedDocker) failed(op string, err error) {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return
 	}
-	if errdefs.IsNotFound(err) || (op == "kill" || op == "remove" || op == "inspect") && errdefs.IsConflict(err) {
+	if cerrdefs.IsNotFound(err) || (op == "kill" || op == "remove" || op == "inspect") && cerrdefs.IsConflict(err) {
 		return
 	}
 	d.obs.DockerError(op)

@@ -22,13 +22,13 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -498,7 +498,7 @@ func (r *Runner) prepare(ctx context.Context, image string, warm bool, memory in
 // imageError classifies an error of inspecting image or creating a
 // container from it: a missing image says so.
 func (r *Runner) imageError(ctx context.Context, err error, image string) error {
-	if errdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return errorf(CodeContainerCreate, err, "no image %q on the daemon: build or load it there (images are never pulled)", image)
 	}
 	return r.dockerError(ctx, CodeContainerCreate, err, "create a container from image %q", image)
@@ -714,7 +714,7 @@ func unread(c *box, s *container.State, written time.Time) (ran time.Duration, o
 // returns nil when the container ended by itself.
 func (r *Runner) daemonFault(c *box, state *container.State, serr error) error {
 	switch {
-	case errdefs.IsNotFound(serr):
+	case cerrdefs.IsNotFound(serr):
 		return errorf(CodeStreamRead, serr, "container %s was removed by someone else during the run", short(c.id))
 	case serr != nil:
 		return errorf(CodeDockerUnixSocket, serr, "the Docker daemon went away during the run (a restart?): the run's outcome is unknown; try again once the daemon is back")
@@ -762,7 +762,7 @@ func (r *Runner) kill(c *box) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.dockerTimeout)
 	defer cancel()
 	err := r.docker.ContainerKill(ctx, c.id, "KILL")
-	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
 		r.log.Warn("kill container", "container", short(c.id), "error", err)
 	}
 }
@@ -793,7 +793,7 @@ func (r *Runner) remove(c *box) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.dockerTimeout)
 	defer cancel()
 	err := r.docker.ContainerRemove(ctx, c.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) { // a conflict: removal under way
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) { // a conflict: removal under way
 		r.log.Warn("remove container: Reap will retry", "container", short(c.id), "error", err)
 		r.orphans.Store(c.id, struct{}{})
 	}
@@ -839,7 +839,7 @@ func (r *Runner) Reap(ctx context.Context) (int, error) {
 			n++
 			r.orphans.Delete(s.ID)
 			r.log.Info("reaped container", "container", short(s.ID), "owner_instance", s.Labels[LabelInstance])
-		case errdefs.IsNotFound(err) || errdefs.IsConflict(err):
+		case cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err):
 			r.orphans.Delete(s.ID)
 		default:
 			errs = append(errs, err)

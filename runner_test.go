@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/errdefs"
 	"github.com/google/go-cmp/cmp"
@@ -471,8 +472,8 @@ func TestRunErrors(t *testing.T) {
 			if tt.inMsg != "" && !strings.Contains(err.Error(), tt.inMsg) {
 				t.Errorf("Run() error = %q, want it to contain %q", err, tt.inMsg)
 			}
-			if errors.Is(err, notFoundImage) && !errdefs.IsNotFound(err) {
-				t.Errorf("errdefs.IsNotFound(%v) = false: Docker's error is not kept", err)
+			if errors.Is(err, notFoundImage) && !cerrdefs.IsNotFound(err) {
+				t.Errorf("cerrdefs.IsNotFound(%v) = false: Docker's error is not kept", err)
 			}
 
 			closeRunner(t, r) // waits for the removal

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/docker/docker/errdefs"
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/dockerrun/dockerrun/internal/protocol"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 )
@@ -56,7 +56,7 @@ func (bn *bench) image(ctx context.Context, name string) (*benchImage, error) {
 		}, nil
 	case "python":
 		if _, err := bn.cli.ImageInspect(ctx, bn.o.pythonImage); err != nil {
-			if errdefs.IsNotFound(err) {
+			if cerrdefs.IsNotFound(err) {
 				return nil, fmt.Errorf("image %s is missing: build it with examples/images/build.sh python, or leave python out of -images", bn.o.pythonImage)
 			}
 			return nil, fmt.Errorf("inspect %s: %w", bn.o.pythonImage, err)
