@@ -496,7 +496,8 @@ func WithAllowedImages(images ...string) Option {
 // run. The pool starts filling at the first [Runner.Ping], [Runner.Run] or
 // [Runner.Reap]. A container that a run takes is replaced when that run
 // ends, or half a second after it was taken if the run lasts longer, so
-// that the replacement's start does not take CPU from the run's program.
+// that the replacement's start does not take CPU from the run's program;
+// at once if the pool is left less than half full.
 // Default: none.
 func WithWarmPool(sizes map[string]int) Option {
 	return func(c *config) {
