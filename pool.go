@@ -224,10 +224,7 @@ func (p *pool) claim(image string, n int) time.Duration {
 	}
 	p.filling[image]++
 	// Pass the wake-up on, so that another filler looks too.
-	select {
-	case p.wake[image] <- struct{}{}:
-	default:
-	}
+	wakeUp(p.wake[image])
 	return 0
 }
 
@@ -269,10 +266,7 @@ func (p *pool) provenLocked(image string) {
 	}
 	p.healthy[image] = true
 	p.backoff[image] = poolBackoffMin
-	select { // the other fillers may start now
-	case p.wake[image] <- struct{}{}:
-	default:
-	}
+	wakeUp(p.wake[image]) // the other fillers may start now
 }
 
 // failed ends a preparation claimed with claim that failed, and returns
@@ -356,10 +350,7 @@ func (p *pool) replaceLocked(c *box) {
 		p.provenLocked(c.image)
 		log.Warn("warm pool: an idle container died (a daemon restart, a docker kill?); replacing it")
 	}
-	select {
-	case p.wake[c.image] <- struct{}{}:
-	default:
-	}
+	wakeUp(p.wake[c.image])
 }
 
 // expire disposes of idle containers of image older than the maximum age.
