@@ -167,14 +167,17 @@ func (m *Metrics) ContainersReaped(n int) { m.reaped.Add(float64(n)) }
 // DockerError implements [dockerrun.Observer].
 func (m *Metrics) DockerError(op string) { m.dockerErrors.WithLabelValues(op).Inc() }
 
+// recorded returns the metrics that the Observer methods record, which
+// Describe and Collect pass on; the others are read at each Collect.
+func (m *Metrics) recorded() []prometheus.Collector {
+	return []prometheus.Collector{m.runs, m.duration, m.queueWait, m.misses, m.reaped, m.dockerErrors}
+}
+
 // Describe implements [prometheus.Collector].
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.runs.Describe(ch)
-	m.duration.Describe(ch)
-	m.queueWait.Describe(ch)
-	m.misses.Describe(ch)
-	m.reaped.Describe(ch)
-	m.dockerErrors.Describe(ch)
+	for _, c := range m.recorded() {
+		c.Describe(ch)
+	}
 	ch <- m.inFlight
 	ch <- m.queueLen
 	ch <- m.warmReady
@@ -183,12 +186,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements [prometheus.Collector].
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.runs.Collect(ch)
-	m.duration.Collect(ch)
-	m.queueWait.Collect(ch)
-	m.misses.Collect(ch)
-	m.reaped.Collect(ch)
-	m.dockerErrors.Collect(ch)
+	for _, c := range m.recorded() {
+		c.Collect(ch)
+	}
 	ch <- prometheus.MustNewConstMetric(m.buildInfo, prometheus.GaugeValue, 1, m.version)
 	m.mu.Lock()
 	s := m.source
