@@ -151,8 +151,10 @@ lim = [("unlimited" if v == resource.RLIM_INFINITY else str(v)) for v in resourc
 try:
     resource.setrlimit(resource.RLIMIT_NPROC, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     raised = "OK"
-except (OSError, ValueError) as e:
-    raised = errno.errorcode.get(getattr(e, "errno", None) or 0, "EPERM" if isinstance(e, ValueError) else str(e))
+except ValueError:  # Python's answer to setrlimit's EPERM on the hard limit
+    raised = "EPERM"
+except OSError as e:
+    raised = errno.errorcode.get(e.errno, str(e))
 out["nproc"] = " ".join(lim) + ", raise " + raised
 print(json.dumps(out))
 `, &got)
