@@ -777,13 +777,15 @@ func TestWarmPoolRefillsAfterTheRun(t *testing.T) {
 	tests := []struct {
 		name     string
 		pool     int
+		held     int           // containers that longer runs took before
 		ms       int           // how long the run takes
 		refillAt time.Duration // when its refill's create comes, after Run is called
 	}{
 		{name: "short run: at its end", pool: 2, ms: 100, refillAt: 100 * time.Millisecond},
 		{name: "long run: after the delay", pool: 2, ms: 2000, refillAt: poolRefillDelay},
 		{name: "pool left empty: at once", pool: 1, ms: 100, refillAt: 0},
-		{name: "pool left below half: at once", pool: 4, ms: 2000, refillAt: 0},
+		// Two runs leave 3, then 2 of 4: half, so their refills wait.
+		{name: "pool left below half: at once", pool: 4, held: 2, ms: 2000, refillAt: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -791,13 +793,9 @@ func TestWarmPoolRefillsAfterTheRun(t *testing.T) {
 				f := newFakeDocker()
 				r := newTestRunner(t, f, WithWarmPool(map[string]int{"fake/img": tt.pool}))
 				synctest.Wait() // the pool has filled
-				if tt.pool == 4 {
-					// One run takes a container and leaves 3 of 4: its
-					// refill waits. The next leaves 2 of 4, still half.
-					for range 2 {
-						go r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": 5000})
-						synctest.Wait()
-					}
+				for range tt.held {
+					go r.Run(context.Background(), "fake/img", map[string]any{"mode": "slow", "ms": 5000})
+					synctest.Wait()
 				}
 				creates := f.count("create")
 				start := time.Now()
