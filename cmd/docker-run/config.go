@@ -380,7 +380,7 @@ var table = []entry{
 		parseInt, dockerrun.WithPidsLimit),
 	one(envVar{"DOCKER_CONTAINER_CPUS", "number", quoted(strconv.FormatFloat(dockerrun.DefaultNanoCPUs/1e9, 'g', -1, 64)), "CPU quota. 0: none"}, false,
 		parseFloat, dockerrun.WithCPUs),
-	one(envVar{"DOCKER_CONTAINER_NO_NEW_PRIVILEGES", "bool", "`true`", "`no-new-privileges` security option; always on for images labelled `dockerrun.agent.privsep=1` (ours), whose root agent holds SETUID, SETGID and KILL"}, false,
+	one(envVar{"DOCKER_CONTAINER_NO_NEW_PRIVILEGES", "bool", "`true`", "`no-new-privileges` security option; always on for images labelled `dockerrun.agent.privsep=1` (ours), whose root agent holds SETUID, SETGID and KILL (and SYS_RESOURCE under runsc)"}, false,
 		parseBool, dockerrun.WithNoNewPrivileges),
 	one(envVar{"DOCKER_CONTAINER_RUNTIME", "string", "daemon default", "OCI runtime, e.g. `runsc` for gVisor"}, false,
 		parseString, dockerrun.WithRuntime),
