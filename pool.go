@@ -98,22 +98,25 @@ const poolRefillDelay = 500 * time.Millisecond
 
 // take returns an idle container of image, or nil. It skips, and
 // disposes of, containers past their age and those whose stream has ended
-// (see [box.dead]): the check costs no call to the daemon. A taken
-// container's refill is left to refillLater while at least half the pool
-// is idle; the fillers are woken at once when the pool runs lower, when none
-// was taken, or when one was skipped.
-func (p *pool) take(image string) *box {
+// (see [box.dead]): the check costs no call to the daemon.
+//
+// The fillers are woken at once when the pool is left less than half idle,
+// when none was taken, or when one was skipped. Otherwise the taken
+// container's refill waits for the run: take returns refill, to be called
+// when the run ends, and the fillers are woken then or after
+// poolRefillDelay, whichever comes first. refill is never nil.
+func (p *pool) take(image string) (c *box, refill func()) {
+	refill = func() {}
 	if p == nil {
-		return nil
+		return nil, refill
 	}
 	image = normalizeImage(image)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	wake, ok := p.wake[image]
 	if !ok {
-		return nil
+		return nil, refill
 	}
-	var c *box
 	skipped := false
 	for len(p.idle[image]) > 0 && c == nil {
 		c = p.idle[image][0]
@@ -129,15 +132,14 @@ func (p *pool) take(image string) *box {
 	}
 	if c == nil || skipped || 2*len(p.idle[image]) < p.fillers[image] {
 		wakeUp(wake)
+		return c, refill
 	}
-	return c
+	return c, refillLater(wake)
 }
 
-// refillLater has the fillers of image replace a container that a run took:
-// when the returned function is called, at the end of the run, or after
-// poolRefillDelay, whichever comes first.
-func (p *pool) refillLater(image string) (now func()) {
-	wake := p.wake[normalizeImage(image)]
+// refillLater wakes a filler on wake when the returned function is called,
+// or after poolRefillDelay, whichever comes first.
+func refillLater(wake chan struct{}) (now func()) {
 	t := time.AfterFunc(poolRefillDelay, func() { wakeUp(wake) })
 	return func() {
 		if t.Stop() {

@@ -235,12 +235,11 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 	// A warm container holds a place already; a cold run waits for one.
 	// Warm containers have the configured memory limit: a run with a lower
 	// one runs cold.
-	if c := r.takeWarm(image, lim); c != nil {
+	// Its replacement may wait for the run's end (refill): not on the CPU
+	// the program needs (see pool.take).
+	if c, refill := r.takeWarm(image, lim); c != nil {
 		placed := time.Now()
 		info.Container, info.Warm = true, true
-		// Its replacement starts when the run ends: not on the CPU the
-		// program needs (see poolRefillDelay).
-		refill := r.pool.refillLater(image)
 		res, err := r.runIn(ctx, start, c, body, lim)
 		info.Duration = time.Since(placed)
 		if !errors.Is(err, errUnread) {
@@ -279,10 +278,11 @@ func (r *Runner) Run(ctx context.Context, image string, payload any, opts ...Run
 	return res, err
 }
 
-// takeWarm returns a warm container of image for a run with lim, or nil.
-func (r *Runner) takeWarm(image string, lim runLimits) *box {
+// takeWarm returns a warm container of image for a run with lim, or nil,
+// and what to call when the run ends (see [pool.take]).
+func (r *Runner) takeWarm(image string, lim runLimits) (*box, func()) {
 	if lim.memory != r.cfg.memory {
-		return nil
+		return nil, func() {}
 	}
 	return r.pool.take(image)
 }
