@@ -317,11 +317,13 @@ func TestWarmContainerDeadAfterTakeBacksOff(t *testing.T) {
 			}
 			synctest.Wait()
 		}
-		// The first run's take leaves the pool empty, so it refills at
-		// once, before the run finds the container dead; from then on,
-		// the pool backs off.
-		if got := f.count("create") - creates; got != 3 {
-			t.Errorf("%d containers created during two runs, want 3 (two cold ones and one refill): the pool backs off", got)
+		// The first run's take leaves the pool empty, so it wakes the
+		// filler at once; whether the filler creates before the run finds
+		// the container dead (3 creates) or after (2) is the scheduler's
+		// choice. From then on the pool backs off: without the backoff,
+		// each run would also get a refill (4).
+		if got := f.count("create") - creates; got < 2 || got > 3 {
+			t.Errorf("%d containers created during two runs, want 2 cold ones and at most one refill: the pool backs off", got)
 		}
 	})
 }
