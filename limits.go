@@ -83,17 +83,21 @@ const (
 )
 
 // Under gVisor (a runtime whose name starts with "runsc"), the pids cgroup
-// counts the sandbox's own host threads, some twenty for each process of
-// the code, and a fork bomb starves the sandbox itself at the pids limit. So
+// counts the sandbox's own host threads, twenty to fifty for each process
+// of the code, and a fork bomb starves the sandbox itself at the pids limit. So
 // for images labelled [LabelPrivsep] the code's processes and threads are
 // capped inside the sandbox instead, where RLIMIT_NPROC counts them alone
 // ([EnvNproc]: the pids limit / runscNprocDivisor), and the cgroup's limit,
 // left as the host's backstop, is multiplied by runscPidsFactor. Measured
-// on gVisor's ptrace platform: fork bombs capped at 32 processes peaked at
-// 430 to 760 host threads.
+// on gVisor's ptrace platform, on the same 2-core machine on different
+// days: fork bombs capped at 32 processes peaked at 430 to 760 host
+// threads, then at 1,500 to 1,650 (how many threads the sentry runs
+// varies, and each process's address space gets a stub thread for each);
+// at 1,024 (a factor of 8) the sentry itself failed to start a thread and
+// the sandbox died. A factor of 32 leaves 2.5 times the highest peak.
 const (
 	runscNprocDivisor = 4
-	runscPidsFactor   = 8
+	runscPidsFactor   = 32
 )
 
 // gvisor reports whether the configured runtime is gVisor's.
@@ -253,8 +257,8 @@ func WithCPUs(cpus float64) Option {
 // WithPidsLimit limits how many processes and threads can exist in the
 // container at once, the real defence against fork bombs. Zero means no
 // limit. Under gVisor, for images labelled [LabelPrivsep], the code gets a
-// quarter of it as its RLIMIT_NPROC ([EnvNproc]) and the container 8 times
-// it, for gVisor's own threads. Default: [DefaultPidsLimit].
+// quarter of it as its RLIMIT_NPROC ([EnvNproc]) and the container 32
+// times it, for gVisor's own threads. Default: [DefaultPidsLimit].
 func WithPidsLimit(n int64) Option {
 	return func(c *config) {
 		if n < 0 {

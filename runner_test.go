@@ -1212,7 +1212,7 @@ func TestPrivsep(t *testing.T) {
 			opts:  []Option{WithRuntime("runsc"), WithPidsLimit(100)},
 			image: ocispec.ImageConfig{Labels: labelled},
 			want: want{User: "0:0", RunAs: DefaultUser, Nproc: "25",
-				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SYS_RESOURCE"}, CapDrop: []string{"ALL"}, PidsLimit: 800, NoNewPrivileges: true},
+				CapAdd: []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SYS_RESOURCE"}, CapDrop: []string{"ALL"}, PidsLimit: 3200, NoNewPrivileges: true},
 		},
 		{
 			name:  "labelled under gVisor without a pids limit: no RLIMIT_NPROC, no SYS_RESOURCE",

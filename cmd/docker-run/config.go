@@ -376,7 +376,7 @@ var table = []entry{
 		parseBool, dockerrun.WithKeepContainer),
 
 	{vars: []envVar{{"DOCKER_HOST", "", "Docker's", "a remote engine, as for the docker CLI"}, {name: "DOCKER_TLS_VERIFY"}, {name: "DOCKER_CERT_PATH"}, {name: "DOCKER_API_VERSION"}}, docker: true},
-	one(envVar{"DOCKER_CONTAINER_PIDS_LIMIT", "integer", quoted(strconv.Itoa(dockerrun.DefaultPidsLimit)), "processes and threads per container (fork-bomb defence); under runsc, with our images, the code's RLIMIT_NPROC is a quarter of it and the container's limit 8 times it. 0: none"}, false,
+	one(envVar{"DOCKER_CONTAINER_PIDS_LIMIT", "integer", quoted(strconv.Itoa(dockerrun.DefaultPidsLimit)), "processes and threads per container (fork-bomb defence); under runsc, with our images, the code's RLIMIT_NPROC is a quarter of it and the container's limit 32 times it. 0: none"}, false,
 		parseInt, dockerrun.WithPidsLimit),
 	one(envVar{"DOCKER_CONTAINER_CPUS", "number", quoted(strconv.FormatFloat(dockerrun.DefaultNanoCPUs/1e9, 'g', -1, 64)), "CPU quota. 0: none"}, false,
 		parseFloat, dockerrun.WithCPUs),
