@@ -100,6 +100,15 @@ const (
 	runscPidsFactor   = 32
 )
 
+// AnswerGrace is how long past a run's execution time limit the runner
+// waits for the container's answer before it kills the container: the time
+// dockerrun's agent, which stops the program at the limit, has to stop it
+// and hand its answer through the daemon on a loaded host. (When the agent
+// stopped the program a little before the limit instead, a host busy for a
+// few hundred milliseconds turned its answer into a limits.execution_time
+// error, and the program's output was lost.)
+const AnswerGrace = time.Second
+
 // gvisor reports whether the configured runtime is gVisor's.
 func (c *config) gvisor() bool { return strings.HasPrefix(c.runtime, "runsc") }
 
@@ -392,8 +401,10 @@ func WithEnv(env ...string) Option {
 }
 
 // WithMaxExecutionTime sets the wall-clock limit of a run, from writing the
-// payload to reading the answer; at the limit the container is killed.
-// Default: [DefaultMaxExecutionTime].
+// payload. dockerrun's agent, told the limit, stops the program at it and
+// answers with what the program printed; a container that has not answered
+// [AnswerGrace] after the limit (glot's images do not stop the program
+// themselves) is killed. Default: [DefaultMaxExecutionTime].
 func WithMaxExecutionTime(d time.Duration) Option {
 	return func(c *config) {
 		if d <= 0 {

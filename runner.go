@@ -142,10 +142,10 @@ func (r *Runner) MaxExecutionTime() time.Duration { return r.cfg.maxExecutionTim
 
 // MaxRunDuration returns how long a server should allow one [Runner.Run]
 // (or [Runner.Close]) to take: the queue wait, the execution time limit and
-// two daemon timeouts for the calls around the run. A server's write
-// timeout and its graceful shutdown are set from it.
+// its [AnswerGrace], and two daemon timeouts for the calls around the run.
+// A server's write timeout and its graceful shutdown are set from it.
 func (r *Runner) MaxRunDuration() time.Duration {
-	return r.cfg.queueWait + r.cfg.maxExecutionTime + 2*r.cfg.dockerTimeout
+	return r.cfg.queueWait + r.cfg.maxExecutionTime + AnswerGrace + 2*r.cfg.dockerTimeout
 }
 
 // startPool starts filling the warm pool, once, unless the Runner is
@@ -525,7 +525,7 @@ func isConnError(err error) bool {
 }
 
 // errDeadline is the cause of a run's context when its execution time limit
-// passes, as opposed to the caller cancelling it.
+// and the AnswerGrace after it pass, as opposed to the caller cancelling it.
 var errDeadline = errors.New("execution time limit reached")
 
 // errUnread: a warm container turned out dead, and provably so since
@@ -546,7 +546,7 @@ func (r *Runner) exec(ctx context.Context, c *box, body []byte, lim runLimits) (
 	if c.dead() {
 		return nil, errUnread
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, lim.executionTime, errDeadline)
+	ctx, cancel := context.WithTimeoutCause(ctx, lim.executionTime+AnswerGrace, errDeadline)
 	defer cancel()
 	// At the deadline, or when the caller gives up, kill the container and
 	// close the stream so that reads and writes return at once.

@@ -76,16 +76,6 @@ func envInt(getenv func(string) string, name string) (int64, error) {
 	return n, nil
 }
 
-// killMargin is how long before the execution time limit the agent stops the
-// user's processes, so that its answer reaches the runner before the runner's
-// own deadline: a tenth of the limit, clamped to [300ms, 1s], and never more
-// than half the limit. Under load, killing the program and answering can
-// take a few hundred milliseconds.
-func killMargin(limit time.Duration) time.Duration {
-	m := min(max(limit/10, 300*time.Millisecond), time.Second)
-	return min(m, limit/2)
-}
-
 // run carries out a parsed request in workDir: it writes the files, runs the
 // build commands and then the run command (once, or once per entry of
 // req.Runs), and reports the outcome. start is when the request was read; the
@@ -100,8 +90,9 @@ func run(ctx context.Context, req *protocol.AgentRequest, workDir string, lim li
 	}
 	if lim.maxExecutionTime > 0 {
 		var cancel context.CancelFunc
-		deadline := start.Add(lim.maxExecutionTime - killMargin(lim.maxExecutionTime))
-		ctx, cancel = context.WithDeadlineCause(ctx, deadline, errTimeLimit)
+		// At the limit itself: the runner waits a grace period past it
+		// for this answer (dockerrun.AnswerGrace).
+		ctx, cancel = context.WithDeadlineCause(ctx, start.Add(lim.maxExecutionTime), errTimeLimit)
 		defer cancel()
 	}
 	if err := sb.writeFiles(workDir, req.Files); err != nil {

@@ -310,10 +310,10 @@ func TestRunTimeLimit(t *testing.T) {
 			start := time.Now()
 			got := run(context.Background(), &protocol.AgentRequest{Request: tt.req}, t.TempDir(), limits{maxExecutionTime: 1500 * time.Millisecond}, start)
 			elapsed := time.Since(start)
-			// The margin for 1.5s is 300ms: the agent stops the program at
-			// 1.2s, well before the runner's own deadline.
-			if elapsed < 1100*time.Millisecond || elapsed > 1500*time.Millisecond+time.Second {
-				t.Errorf("run() returned after %v, want about 1.2s", elapsed)
+			// The agent stops the program at the limit itself; the runner
+			// waits dockerrun.AnswerGrace more for the answer.
+			if elapsed < 1500*time.Millisecond || elapsed > 1500*time.Millisecond+time.Second {
+				t.Errorf("run() returned after %v, want about 1.5s", elapsed)
 			}
 			if !strings.HasPrefix(got.Error, tt.wantPrefix) || !stoppedAfter.MatchString(got.Error) {
 				t.Errorf("run() error = %q, want prefix %q", got.Error, tt.wantPrefix)
@@ -426,24 +426,6 @@ func TestRunHome(t *testing.T) {
 				t.Errorf("commandEnv() mismatch (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestKillMargin(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		limit, want time.Duration
-	}{
-		{limit: 100 * time.Millisecond, want: 50 * time.Millisecond},
-		{limit: time.Second, want: 300 * time.Millisecond},
-		{limit: 3 * time.Second, want: 300 * time.Millisecond},
-		{limit: 10 * time.Second, want: time.Second},
-		{limit: time.Minute, want: time.Second},
-	}
-	for _, tt := range tests {
-		if got := killMargin(tt.limit); got != tt.want {
-			t.Errorf("killMargin(%v) = %v, want %v", tt.limit, got, tt.want)
-		}
 	}
 }
 

@@ -368,7 +368,7 @@ var table = []entry{
 	pair(envVar{"DOCKER_CONTAINER_WORK_DIR_PATH", "path", quoted(dockerrun.DefaultWorkDirPath), "tmpfs mount for the agent's work dir (empty: none)"},
 		envVar{"DOCKER_CONTAINER_WORK_DIR_OPTIONS", "mount options", quoted(dockerrun.DefaultWorkDirOptions), "its options"}, true,
 		parseString, tmpfs(dockerrun.DefaultWorkDirPath, dockerrun.DefaultWorkDirOptions), dockerrun.WithWorkDir),
-	one(envVar{"RUN_MAX_EXECUTION_TIME", "seconds", secondsDefault(dockerrun.DefaultMaxExecutionTime), "wall-clock limit of a run, from writing the payload; the container is killed at the limit"}, true,
+	one(envVar{"RUN_MAX_EXECUTION_TIME", "seconds", secondsDefault(dockerrun.DefaultMaxExecutionTime), "wall-clock limit of a run, from writing the payload: our agent stops the program at the limit and answers; a container with no answer " + dockerrun.AnswerGrace.String() + " later is killed"}, true,
 		parseSeconds, dockerrun.WithMaxExecutionTime),
 	one(envVar{"RUN_MAX_OUTPUT_SIZE", "bytes", quoted(strconv.Itoa(dockerrun.DefaultMaxOutputSize)), "cap on bytes read from the container; past it the container is killed"}, true,
 		parseInt, dockerrun.WithMaxOutputSize),

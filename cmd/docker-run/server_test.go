@@ -227,8 +227,8 @@ func TestServerLimits(t *testing.T) {
 		minTime    time.Duration
 		maxTime    time.Duration
 	}{
-		{name: "sleep", payload: `{"mode":"echo","sleep":"1h"}`, want: apiError{400, "limits.execution_time"}, minTime: limit, maxTime: limit + slack},
-		{name: "trickle", payload: `{"mode":"trickle"}`, want: apiError{400, "limits.execution_time"}, minTime: limit, maxTime: limit + slack},
+		{name: "sleep", payload: `{"mode":"echo","sleep":"1h"}`, want: apiError{400, "limits.execution_time"}, minTime: limit + dockerrun.AnswerGrace, maxTime: limit + slack},
+		{name: "trickle", payload: `{"mode":"trickle"}`, want: apiError{400, "limits.execution_time"}, minTime: limit + dockerrun.AnswerGrace, maxTime: limit + slack},
 		{name: "flood", payload: `{"mode":"flood"}`, want: apiError{400, "limits.read.size"}, maxTime: limit + slack},
 		{name: "within limits", payload: `{"mode":"big","bytes":30000,"sleep":"500ms"}`, want: apiError{200, ""}, wantStdout: 30000, minTime: 500 * time.Millisecond, maxTime: limit + slack},
 	}
