@@ -216,7 +216,10 @@ func statusPath(statuses []int) string {
 func pollHealth(ctx context.Context, tg *target) []int {
 	var seen []int
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		// Longer than the server's own 5 s bound on a probe: a ping that
+		// hangs on a stopping daemon ends as the server's 503, which a
+		// shorter client timeout would drop.
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		r, err := tg.do(rctx, http.MethodGet, "/healthz", nil, nil)
 		cancel()
 		if err == nil && (len(seen) == 0 || seen[len(seen)-1] != r.status) {
