@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
@@ -73,6 +74,9 @@ type fakeContainer struct {
 	conn     net.Conn      // the container's end of the attached stream
 	killed   chan struct{} // closed when the container is killed
 	payload  json.RawMessage
+	// oomEvent: the daemon published an "oom" event for the container,
+	// with or without State.OOMKilled.
+	oomEvent bool
 }
 
 // fakeProgram plays a container's process; it returns its exit code and
@@ -215,6 +219,7 @@ func (f *fakeDocker) play(c *fakeContainer, prog fakeProgram) {
 	f.mu.Lock()
 	if c.state.Running {
 		c.state = container.State{Status: "exited", ExitCode: code, OOMKilled: oom, StartedAt: c.state.StartedAt, FinishedAt: stamp()}
+		c.oomEvent = c.oomEvent || oom
 	}
 	f.mu.Unlock()
 	c.conn.Close() // the stream ends when the process does
@@ -303,6 +308,23 @@ func (f *fakeDocker) ImageInspect(ctx context.Context, name string, _ ...client.
 	}
 	cfg := &dockerspec.DockerOCIImageConfig{ImageConfig: f.images[name]}
 	return image.InspectResponse{ID: "sha256:" + name, Config: cfg}, ctx.Err()
+}
+
+// Events replays the "oom" events of the container that opts filter on, as
+// the daemon replays past events, then waits for ctx as for live ones.
+func (f *fakeDocker) Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("events", "")
+	msgs, errs := make(chan events.Message, 1), make(chan error, 1)
+	id := opts.Filters.Get("container")
+	if len(id) == 1 && opts.Filters.ExactMatch("event", string(events.ActionOOM)) {
+		if c, ok := f.all[id[0]]; ok && c.oomEvent {
+			msgs <- events.Message{Type: events.ContainerEventType, Action: events.ActionOOM, Actor: events.Actor{ID: c.id}}
+		}
+	}
+	context.AfterFunc(ctx, func() { errs <- ctx.Err() })
+	return msgs, errs
 }
 
 func (f *fakeDocker) Ping(ctx context.Context) (types.Ping, error) {
@@ -531,6 +553,13 @@ func modeProgram(p *fakeProc) (int, bool) {
 		return 3, false
 	case "oom":
 		return 137, true
+	case "oom-event-only": // the exit event reached the daemon first
+		p.f.mu.Lock()
+		p.c.oomEvent = true
+		p.f.mu.Unlock()
+		return 137, false
+	case "sigkill-self": // exit code 137, no OOM: the code killed the agent
+		return 137, false
 	case "daemon-error":
 		p.write(streamSystem, "container runtime error: boom")
 		return 1, false

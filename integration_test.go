@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/dockerrun/dockerrun"
 	"github.com/dockerrun/dockerrun/internal/testenv"
 	"github.com/google/go-cmp/cmp"
@@ -158,6 +159,33 @@ func TestRunFailures(t *testing.T) {
 				t.Errorf("Run() took %v, want at most %v", took, tt.maxTotal)
 			}
 		})
+	}
+}
+
+// unflaggedOOM is a Docker client that never reports State.OOMKilled, as
+// Docker does when the exit event of a container killed for memory reaches
+// it before the OOM event.
+type unflaggedOOM struct{ dockerrun.DockerAPI }
+
+func (d unflaggedOOM) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	info, err := d.DockerAPI.ContainerInspect(ctx, id)
+	if err == nil && info.ContainerJSONBase != nil && info.State != nil {
+		s := *info.State
+		s.OOMKilled = false
+		info.State = &s
+	}
+	return info, err
+}
+
+// A run killed for memory whose State.OOMKilled Docker left unset is still
+// limits.memory: the runner finds the daemon's "oom" event.
+func TestRunMemoryKnownFromTheOOMEvent(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t, dockerrun.WithDockerClient(unflaggedOOM{testenv.Docker(t)}),
+		dockerrun.WithMemory(32<<20), dockerrun.WithMaxExecutionTime(20*time.Second))
+	res, err := r.Run(context.Background(), testenv.Probe(t), map[string]any{"mode": "memory"})
+	if got := dockerrun.ErrorCode(err); got != dockerrun.CodeMemory {
+		t.Errorf("Run() = %+v, %v; want %s", res, err, dockerrun.CodeMemory)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
@@ -45,6 +46,7 @@ type DockerAPI interface {
 	ContainerRemove(ctx context.Context, id string, options container.RemoveOptions) error
 	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
 	ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 	Ping(ctx context.Context) (types.Ping, error)
 	ServerVersion(ctx context.Context) (types.Version, error)
@@ -637,7 +639,7 @@ func (r *Runner) noAnswer(ctx context.Context, c *box, d *demux, err error, lim 
 		return errorf(CodeStreamRead, err, "read container output")
 	}
 	switch {
-	case state.OOMKilled:
+	case r.oomKilled(c, state):
 		return errorf(CodeMemory, nil, "the container exceeded its memory limit of %d bytes and was killed", c.memory)
 	case len(d.system) > 0:
 		return errorf(CodeStreamRead, nil, "the daemon reported: %s", excerpt(d.system, maxAgentStderr))
@@ -654,34 +656,82 @@ func (r *Runner) noAnswer(ctx context.Context, c *box, d *demux, err error, lim 
 	return errorf(CodeStdoutDecode, nil, "the container's stdout is not one JSON object%s: %s", exit, excerpt(d.stdout, maxAgentStderr))
 }
 
-// exitState waits briefly for the container to stop and returns its state:
-// the last one seen if it still runs at the end of the wait. The error is
-// the daemon's, when it does not answer or does not know the container.
+// exitState waits briefly (exitWait) for the container to stop and
+// returns its state: the last one seen if it still runs at the end of the
+// wait. The error is the daemon's, when it does not answer an inspect
+// within inspectWait (or the daemon timeout, if shorter) or does not know
+// the container; the end of the wait is none.
 func (r *Runner) exitState(c *box) (*container.State, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.dockerTimeout, 2*time.Second))
-	defer cancel()
+	wait := time.Now().Add(exitWait)
 	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.dockerTimeout, inspectWait))
 		info, err := r.docker.ContainerInspect(ctx, c.id)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
 		if info.ContainerJSONBase == nil || info.State == nil {
 			return nil, fmt.Errorf("inspect container %s: no state in the daemon's answer", short(c.id))
 		}
-		// A container SIGKILLed by the kernel may show as exited (137)
-		// a moment before the daemon records the OOM kill: look again
-		// until the deadline.
-		oomPending := !info.State.Running && info.State.ExitCode == 137 && !info.State.OOMKilled && c.memory > 0
-		if !info.State.Running && !oomPending {
+		if !info.State.Running || time.Now().After(wait) {
 			return info.State, nil
 		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exitWait is how long exitState waits for the daemon to record the exit of
+// a container whose stream has ended; inspectWait bounds each inspect, so
+// that a daemon that hangs is told from one that is slow without holding
+// the answer for the whole daemon timeout.
+const (
+	exitWait    = 2 * time.Second
+	inspectWait = 5 * time.Second
+)
+
+// oomKilled reports whether the kernel killed c, whose exit state is s, for
+// exceeding its memory limit. Docker sets State.OOMKilled only when the
+// runtime's OOM event reaches it before the exit event, and the flag is
+// final once the exit is recorded; the two events race, under gVisor most
+// often (the sandbox as a whole is killed). The daemon publishes the "oom"
+// event either way: for an exit with code 137 without the flag, oomKilled
+// looks for that event among the container's since its start, waiting up
+// to oomEventWait for one still on its way. The event comes from the
+// kernel's cgroup notification, so the code cannot fake it by killing its
+// own process with SIGKILL.
+func (r *Runner) oomKilled(c *box, s *container.State) bool {
+	if s.OOMKilled {
+		return true
+	}
+	if s.ExitCode != 137 || c.memory == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), oomEventWait)
+	defer cancel()
+	opts := events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("container", c.id),
+		filters.Arg("event", string(events.ActionOOM)),
+	)}
+	if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil {
+		opts.Since = fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+	}
+	msgs, errs := r.docker.Events(ctx, opts)
+	for {
 		select {
-		case <-ctx.Done():
-			return info.State, nil
-		case <-time.After(20 * time.Millisecond):
+		case m := <-msgs:
+			if m.Action == events.ActionOOM && m.Actor.ID == c.id {
+				return true
+			}
+		case <-errs: // the wait's end, or an error: no event seen
+			return false
 		}
 	}
 }
+
+// oomEventWait is how long oomKilled waits for an "oom" event that has not
+// come yet.
+const oomEventWait = time.Second
 
 // unread reports whether c, according to the daemon's record s of it, had
 // died before written, the moment the first byte of the payload was handed

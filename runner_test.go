@@ -301,6 +301,24 @@ func TestRunErrors(t *testing.T) {
 			wantOps: []string{"create", "attach", "start", "inspect", "remove"},
 		},
 		{
+			// Docker left State.OOMKilled unset (its exit event came
+			// first), but published the "oom" event.
+			name:    "killed for memory, known from the oom event",
+			payload: map[string]any{"mode": "oom-event-only"},
+			want:    CodeMemory,
+			wantIs:  []error{ErrMemory},
+			wantOps: []string{"create", "attach", "start", "events", "inspect", "remove"},
+		},
+		{
+			// Exit code 137 alone is no OOM kill: the code may have sent
+			// the agent SIGKILL.
+			name:    "exit code 137 without an oom event",
+			payload: map[string]any{"mode": "sigkill-self"},
+			want:    CodeStdoutDecode,
+			inMsg:   "exit code 137",
+			wantOps: []string{"create", "attach", "start", "events", "inspect", "remove"},
+		},
+		{
 			name:    "daemon error frame",
 			payload: map[string]any{"mode": "daemon-error"},
 			want:    CodeStreamRead,
