@@ -708,24 +708,19 @@ func (r *Runner) oomKilled(c *box, s *container.State) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), oomEventWait)
 	defer cancel()
-	opts := events.ListOptions{Filters: filters.NewArgs(
+	// The client turns the daemon's RFC 3339 StartedAt into the
+	// timestamp the API wants; the daemon applies the filters, so any
+	// message is the container's oom event.
+	msgs, errs := r.docker.Events(ctx, events.ListOptions{Since: s.StartedAt, Filters: filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("container", c.id),
 		filters.Arg("event", string(events.ActionOOM)),
-	)}
-	if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil {
-		opts.Since = fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
-	}
-	msgs, errs := r.docker.Events(ctx, opts)
-	for {
-		select {
-		case m := <-msgs:
-			if m.Action == events.ActionOOM && m.Actor.ID == c.id {
-				return true
-			}
-		case <-errs: // the wait's end, or an error: no event seen
-			return false
-		}
+	)})
+	select {
+	case <-msgs:
+		return true
+	case <-errs: // the wait's end, or an error: no event seen
+		return false
 	}
 }
 
