@@ -172,8 +172,8 @@ func TestBrowser(t *testing.T) {
 		p.setValue(t, "code", "while True:\n    pass\n")
 		start := time.Now()
 		p.run(t, chromedp.Click(chromedp.ID("run")))
-		// Our images' agent stops the program a little before the runner's
-		// deadline and answers, so the page shows the agent's error line
+		// Our images' agent stops the program at the limit and answers
+		// within the runner's grace, so the page shows the agent's error line
 		// (the runner's limits.execution_time is the next test's).
 		if took := time.Since(start); took < browserTimeLimit-time.Second {
 			t.Errorf("the answer came after %v, well before the time limit of %v", took, browserTimeLimit)

@@ -10,7 +10,7 @@ import (
 )
 
 // Signals and processes: the agent kills the program's whole process group
-// with SIGKILL a little before the time limit and answers. The agent and
+// with SIGKILL at the time limit and answers. The agent and
 // PID 1 run as root and the code as uid 1000 with no capability, so the
 // code cannot stop or kill them.
 func TestProcesses(t *testing.T) {
